@@ -1,0 +1,137 @@
+// Wires the pieces together: one MeterProvider registered as the global one
+// (so `@opentelemetry/api` users land in it), one pull reader, the
+// instrumentations the configuration asks for, and the endpoint. Each piece
+// starts inside its own guard: one that fails is reported and skipped, and
+// neither the rest of the agent nor the application notices.
+import type { AddressInfo } from 'node:net';
+import { diag, DiagLogLevel, metrics, type Meter } from '@opentelemetry/api';
+import type { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { readConfig, type Config } from './config';
+import { PullReader } from './exposition/reader';
+import { hostUnitOverrides, enableHostMetrics } from './instrumentations/host';
+import { enableHttpServerMetrics } from './instrumentations/http-server';
+import { enableOtelHttp } from './instrumentations/http-otel';
+import { enableRuntimeMetrics } from './instrumentations/runtime';
+import * as log from './log';
+import { resourceAttributes, VERSION } from './resource';
+import { serveMetrics, type MetricsServer } from './server';
+
+export interface Agent {
+  config: Config;
+  meterProvider: MeterProvider;
+  reader: PullReader;
+  /** Resolves with the endpoint's address, or undefined when it is off or its port was taken. */
+  listening: Promise<AddressInfo | undefined>;
+  shutdown(): Promise<void>;
+}
+
+let current: Agent | undefined;
+
+/**
+ * Starts the agent once per process; later calls return the running one.
+ * Options override what the environment says. Returns undefined when
+ * OTEL_SDK_DISABLED=true.
+ */
+export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = process.env): Agent | undefined {
+  if (current) return current;
+  const { config: fromEnv, warnings } = readConfig(env);
+  const config: Config = { ...fromEnv, ...options };
+  log.setLogLevel(config.logLevel);
+  for (const w of warnings) log.warn(w);
+  if (config.disabled) return undefined;
+  routeDiagnostics(config);
+
+  const { MeterProvider } = require('@opentelemetry/sdk-metrics') as typeof import('@opentelemetry/sdk-metrics');
+  const { resourceFromAttributes } = require('@opentelemetry/resources') as typeof import('@opentelemetry/resources');
+  const reader = new PullReader({ cardinalityLimit: config.cardinalityLimit, unitOverrides: hostUnitOverrides });
+  const meterProvider = new MeterProvider({ resource: resourceFromAttributes(resourceAttributes(config)), readers: [reader] });
+  if (!metrics.setGlobalMeterProvider(meterProvider)) {
+    log.warn('a global MeterProvider was already registered before promotel, so metrics made with @opentelemetry/api go there, not to :' + config.port + ': load promotel first (--require/--import promotel/register) or drop the other SDK');
+  }
+  const meter = meterProvider.getMeter('promotel', VERSION);
+  const stops: Array<() => void> = [];
+
+  if (config.httpMetrics) {
+    const serverHook = config.httpServerHook;
+    guard('HTTP server metrics', 'PROMOTEL_HTTP_METRICS', () => {
+      stops.push(enableHttpServerMetrics(meter, { duration: serverHook === 'diagnostics_channel' }));
+    });
+    guard('HTTP client metrics', 'PROMOTEL_HTTP_METRICS', () => {
+      stops.push(enableOtelHttp(meterProvider, { server: serverHook === 'instrumentation-http' }));
+    });
+  }
+  if (config.runtimeMetrics) {
+    guard('runtime metrics', 'PROMOTEL_RUNTIME_METRICS', () => stops.push(enableRuntimeMetrics(meterProvider, meter)));
+  }
+  if (config.hostMetrics || config.runtimeMetrics) {
+    guard('host metrics', config.hostMetrics ? 'PROMOTEL_HOST_METRICS' : 'PROMOTEL_RUNTIME_METRICS', () =>
+      enableHostMetrics(meterProvider, { system: config.hostMetrics, process: config.runtimeMetrics }),
+    );
+  }
+
+  let endpoint: MetricsServer | undefined;
+  if (config.exporters.includes('prometheus')) {
+    guard('the metrics endpoint', 'OTEL_METRICS_EXPORTER', () => {
+      endpoint = serveMetrics({ host: config.host, port: config.port, scrape: (om) => reader.scrape(om) });
+    });
+  }
+
+  const agent: Agent = {
+    config,
+    meterProvider,
+    reader,
+    listening: endpoint ? endpoint.listening : Promise.resolve(undefined),
+    async shutdown() {
+      if (current !== agent) return;
+      current = undefined;
+      for (const stop of stops) {
+        try {
+          stop();
+        } catch (err) {
+          log.debug(`stopping an instrumentation failed: ${log.describeError(err)}`);
+        }
+      }
+      await endpoint?.close();
+      await meterProvider.shutdown().catch((err: unknown) => log.debug(`MeterProvider shutdown: ${log.describeError(err)}`));
+      metrics.disable();
+    },
+  };
+  current = agent;
+  return agent;
+}
+
+/** Stops the running agent, if any: closes the endpoint and unregisters the global MeterProvider. */
+export async function shutdown(): Promise<void> {
+  await current?.shutdown();
+}
+
+export function getMeter(name: string, version?: string): Meter {
+  return metrics.getMeter(name, version);
+}
+
+function guard(what: string, variable: string, fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    log.warn(`${what} could not start: ${log.describeError(err)}; the application runs without them (set ${variable}=false to skip them quietly)`);
+  }
+}
+
+// The SDK's own diagnostics go through the same one-line logger, at the level OTEL_LOG_LEVEL sets.
+function routeDiagnostics(config: Config): void {
+  const levels: Record<Config['logLevel'], DiagLogLevel> = {
+    none: DiagLogLevel.NONE, error: DiagLogLevel.ERROR, warn: DiagLogLevel.WARN, info: DiagLogLevel.INFO,
+    debug: DiagLogLevel.DEBUG, verbose: DiagLogLevel.VERBOSE, all: DiagLogLevel.ALL,
+  };
+  const line = (args: unknown[]): string => args.map((a) => (typeof a === 'string' ? a : log.describeError(a))).join(' ');
+  diag.setLogger(
+    {
+      error: (...a) => log.error(`OpenTelemetry: ${line(a)}`),
+      warn: (...a) => log.warn(`OpenTelemetry: ${line(a)}`),
+      info: (...a) => log.info(`OpenTelemetry: ${line(a)}`),
+      debug: (...a) => log.debug(`OpenTelemetry: ${line(a)}`),
+      verbose: (...a) => log.debug(`OpenTelemetry: ${line(a)}`),
+    },
+    { logLevel: levels[config.logLevel], suppressOverrideMessage: true },
+  );
+}

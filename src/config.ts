@@ -1,0 +1,161 @@
+// Configuration comes from the standard OTEL_* variables first; PROMOTEL_* only
+// covers what the OpenTelemetry specification has no variable for. A bad value
+// never stops the agent: it yields one warning that names the variable, the
+// value and the fix, and the default is used.
+import { isLogLevel, type LogLevel } from './log';
+
+export type HttpServerHook = 'diagnostics_channel' | 'instrumentation-http';
+export type MetricsExporter = 'prometheus' | 'otlp';
+
+export interface Config {
+  disabled: boolean;
+  serviceName: string | undefined;
+  resourceAttributes: Record<string, string>;
+  host: string;
+  port: number;
+  exporters: MetricsExporter[];
+  logLevel: LogLevel;
+  hostMetrics: boolean;
+  runtimeMetrics: boolean;
+  httpMetrics: boolean;
+  httpServerHook: HttpServerHook;
+  cardinalityLimit: number;
+}
+
+export const DEFAULTS: Readonly<Config> = Object.freeze({
+  disabled: false,
+  serviceName: undefined,
+  resourceAttributes: {},
+  host: '0.0.0.0',
+  port: 9000,
+  exporters: ['prometheus'] as MetricsExporter[],
+  logLevel: 'warn' as LogLevel,
+  hostMetrics: true,
+  runtimeMetrics: true,
+  httpMetrics: true,
+  httpServerHook: 'diagnostics_channel' as HttpServerHook,
+  cardinalityLimit: 2000,
+});
+
+/** Every variable the agent reads, with its default and meaning: the README's table is checked against this list. */
+export const VARIABLES: ReadonlyArray<{ name: string; default: string; meaning: string }> = [
+  { name: 'OTEL_SDK_DISABLED', default: 'false', meaning: '`true` loads nothing and opens no port' },
+  { name: 'OTEL_SERVICE_NAME', default: 'package.json name, else script name', meaning: '`service.name` in `target_info`' },
+  { name: 'OTEL_RESOURCE_ATTRIBUTES', default: '(empty)', meaning: '`key=value,...` added to the resource (`target_info`)' },
+  { name: 'OTEL_EXPORTER_PROMETHEUS_HOST', default: '0.0.0.0', meaning: 'address the metrics endpoint listens on' },
+  { name: 'OTEL_EXPORTER_PROMETHEUS_PORT', default: '9000', meaning: 'port of the metrics endpoint (0 picks a free one)' },
+  { name: 'OTEL_METRICS_EXPORTER', default: 'prometheus', meaning: '`prometheus`, or `none` to serve nothing' },
+  { name: 'OTEL_LOG_LEVEL', default: 'warn', meaning: '`none`, `error`, `warn`, `info`, `debug`, `verbose`, `all`' },
+  { name: 'PROMOTEL_HTTP_METRICS', default: 'true', meaning: 'HTTP server and client metrics' },
+  { name: 'PROMOTEL_HTTP_SERVER_HOOK', default: 'diagnostics_channel', meaning: 'how server requests are timed: `diagnostics_channel` (fast) or `instrumentation-http` (the stock OTel patch)' },
+  { name: 'PROMOTEL_RUNTIME_METRICS', default: 'true', meaning: 'Node.js runtime metrics (event loop, GC, V8 heap, handles, version)' },
+  { name: 'PROMOTEL_HOST_METRICS', default: 'true', meaning: 'host and process metrics from `@opentelemetry/host-metrics`' },
+  { name: 'PROMOTEL_CARDINALITY_LIMIT', default: '2000', meaning: 'series per metric before new label sets go to the `otel_metric_overflow="true"` series' },
+];
+
+type Env = Record<string, string | undefined>;
+
+export function readConfig(env: Env = process.env): { config: Config; warnings: string[] } {
+  const warnings: string[] = [];
+  const config: Config = { ...DEFAULTS, resourceAttributes: {}, exporters: [...DEFAULTS.exporters] };
+  const bad = (name: string, value: string, fix: string, used: string): void => {
+    warnings.push(`${name}=${JSON.stringify(value)} is invalid: ${fix}; using ${used}`);
+  };
+
+  const bool = (name: string, fallback: boolean): boolean => {
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === '') return fallback;
+    const v = raw.trim().toLowerCase();
+    if (v === 'true') return true;
+    if (v === 'false') return false;
+    bad(name, raw, 'set it to true or false', String(fallback));
+    return fallback;
+  };
+
+  config.disabled = bool('OTEL_SDK_DISABLED', DEFAULTS.disabled);
+
+  const level = env.OTEL_LOG_LEVEL?.trim().toLowerCase();
+  if (level) {
+    if (isLogLevel(level)) config.logLevel = level;
+    else bad('OTEL_LOG_LEVEL', env.OTEL_LOG_LEVEL!, 'use none, error, warn, info, debug, verbose or all', DEFAULTS.logLevel);
+  }
+
+  const name = env.OTEL_SERVICE_NAME?.trim();
+  if (name) config.serviceName = name;
+
+  if (env.OTEL_RESOURCE_ATTRIBUTES?.trim()) {
+    const { attributes, rejected } = parseResourceAttributes(env.OTEL_RESOURCE_ATTRIBUTES);
+    config.resourceAttributes = attributes;
+    for (const pair of rejected) {
+      warnings.push(`OTEL_RESOURCE_ATTRIBUTES has ${JSON.stringify(pair)}, which is not key=value: write pairs as key=value separated by commas (percent-encode , = and spaces in values); that pair is ignored`);
+    }
+  }
+
+  const host = env.OTEL_EXPORTER_PROMETHEUS_HOST?.trim();
+  if (host) config.host = host;
+
+  const port = env.OTEL_EXPORTER_PROMETHEUS_PORT;
+  if (port !== undefined && port.trim() !== '') {
+    const n = Number(port.trim());
+    if (/^\d+$/.test(port.trim()) && n >= 0 && n <= 65535) config.port = n;
+    else bad('OTEL_EXPORTER_PROMETHEUS_PORT', port, 'use a port number from 0 to 65535', String(DEFAULTS.port));
+  }
+
+  const exporters = env.OTEL_METRICS_EXPORTER;
+  if (exporters !== undefined && exporters.trim() !== '') {
+    const chosen = new Set<MetricsExporter>();
+    let none = false;
+    for (const raw of exporters.split(',')) {
+      const v = raw.trim().toLowerCase();
+      if (v === 'prometheus') chosen.add('prometheus');
+      else if (v === 'none') none = true;
+      else if (v === 'otlp') {
+        warnings.push(`OTEL_METRICS_EXPORTER=${JSON.stringify(exporters)} names otlp, which this version of promotel does not push yet: scrape :${config.port} or forward with the Collector config in otel-collector/`);
+      } else if (v !== '') {
+        bad('OTEL_METRICS_EXPORTER', exporters, 'use prometheus or none', 'prometheus');
+        chosen.add('prometheus');
+      }
+    }
+    config.exporters = none && chosen.size === 0 ? [] : [...chosen];
+  }
+
+  config.httpMetrics = bool('PROMOTEL_HTTP_METRICS', DEFAULTS.httpMetrics);
+  config.runtimeMetrics = bool('PROMOTEL_RUNTIME_METRICS', DEFAULTS.runtimeMetrics);
+  config.hostMetrics = bool('PROMOTEL_HOST_METRICS', DEFAULTS.hostMetrics);
+
+  const hook = env.PROMOTEL_HTTP_SERVER_HOOK?.trim();
+  if (hook) {
+    if (hook === 'diagnostics_channel' || hook === 'instrumentation-http') config.httpServerHook = hook;
+    else bad('PROMOTEL_HTTP_SERVER_HOOK', hook, 'use diagnostics_channel or instrumentation-http', DEFAULTS.httpServerHook);
+  }
+
+  const limit = env.PROMOTEL_CARDINALITY_LIMIT?.trim();
+  if (limit) {
+    const n = Number(limit);
+    if (/^\d+$/.test(limit) && n >= 2 && n <= 1_000_000) config.cardinalityLimit = n;
+    else bad('PROMOTEL_CARDINALITY_LIMIT', limit, 'use a whole number from 2 to 1000000', String(DEFAULTS.cardinalityLimit));
+  }
+
+  return { config, warnings };
+}
+
+/** W3C Baggage-like `key=value,key2=value2`, values percent-decoded, as the OTel spec defines OTEL_RESOURCE_ATTRIBUTES. */
+export function parseResourceAttributes(raw: string): { attributes: Record<string, string>; rejected: string[] } {
+  const attributes: Record<string, string> = {};
+  const rejected: string[] = [];
+  for (const pair of raw.split(',')) {
+    if (pair.trim() === '') continue;
+    const eq = pair.indexOf('=');
+    const key = eq > 0 ? pair.slice(0, eq).trim() : '';
+    if (!key) {
+      rejected.push(pair);
+      continue;
+    }
+    try {
+      attributes[key] = decodeURIComponent(pair.slice(eq + 1).trim());
+    } catch {
+      rejected.push(pair);
+    }
+  }
+  return { attributes, rejected };
+}

@@ -1,0 +1,48 @@
+// Every problem inside the agent becomes one line on stderr, so it is visible
+// in any log pipeline and never reaches the host application as an exception.
+
+const LEVELS = { none: 0, error: 1, warn: 2, info: 3, debug: 4, verbose: 5, all: 6 } as const;
+export type LogLevel = keyof typeof LEVELS;
+
+let threshold: number = LEVELS.warn;
+const said = new Set<string>();
+
+export function isLogLevel(value: string): value is LogLevel {
+  return Object.prototype.hasOwnProperty.call(LEVELS, value);
+}
+
+export function setLogLevel(level: LogLevel): void {
+  threshold = LEVELS[level];
+}
+
+export function enabled(level: Exclude<LogLevel, 'none' | 'all'>): boolean {
+  return LEVELS[level] <= threshold;
+}
+
+function write(level: Exclude<LogLevel, 'none' | 'all'>, message: string): void {
+  if (LEVELS[level] > threshold) return;
+  // One line per message, whatever the message holds, so grep and log shippers see one event.
+  const line = `promotel ${level}: ${message.replace(/\r?\n/g, ' ')}\n`;
+  try {
+    process.stderr.write(line);
+  } catch {
+    // stderr closed: nowhere left to report, and the app must go on.
+  }
+}
+
+export const error = (message: string): void => write('error', message);
+export const warn = (message: string): void => write('warn', message);
+export const info = (message: string): void => write('info', message);
+export const debug = (message: string): void => write('debug', message);
+
+/** Warn once per key for the life of the process: repeated failures (a callback that throws on every scrape) must not flood the log. */
+export function warnOnce(key: string, message: string): void {
+  if (said.has(key)) return;
+  said.add(key);
+  warn(message);
+}
+
+export function describeError(err: unknown): string {
+  if (err instanceof Error) return err.message || err.name;
+  return String(err);
+}

@@ -1,0 +1,149 @@
+// The pull endpoint. It must never keep the host process alive (the listening
+// socket and every accepted connection are unref'd) and never take it down
+// (every failure becomes a warning and an HTTP error for the scraper only).
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { gzip } from 'node:zlib';
+import { describeError, info, warn, warnOnce } from './log';
+import type { ScrapeResult } from './exposition/reader';
+
+export const TEXT_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+export const OPENMETRICS_CONTENT_TYPE = 'application/openmetrics-text; version=1.0.0; charset=utf-8';
+
+/** Servers of the agent itself, which HTTP server metrics must not count. */
+export const ownServers = new WeakSet<object>();
+
+export interface MetricsServer {
+  server: Server;
+  /** Resolves with the bound address, or undefined when the port could not be had. */
+  listening: Promise<AddressInfo | undefined>;
+  close(): Promise<void>;
+}
+
+export interface ServeOptions {
+  host: string;
+  port: number;
+  scrape: (openMetrics: boolean) => Promise<ScrapeResult>;
+  /** Names the variables that move the endpoint, for the warning when the port is taken. */
+  portVariable?: string;
+}
+
+export function serveMetrics(options: ServeOptions): MetricsServer {
+  const server = createServer((req, res) => {
+    try {
+      route(req, res, options);
+    } catch (err) {
+      fail(res, err);
+    }
+  });
+  ownServers.add(server);
+  server.keepAliveTimeout = 65_000; // longer than a typical scrape interval, so scrapers reuse connections
+  server.on('connection', (socket) => socket.unref());
+  server.on('clientError', (_err, socket) => socket.destroy());
+  const listening = new Promise<AddressInfo | undefined>((resolve) => {
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      const where = `${options.host}:${options.port}`;
+      const variable = options.portVariable ?? 'OTEL_EXPORTER_PROMETHEUS_PORT';
+      if (err.code === 'EADDRINUSE') {
+        warn(`cannot serve metrics on ${where}: port ${options.port} is already in use; set ${variable} to a free port (the application keeps running without a metrics endpoint)`);
+      } else if (err.code === 'EACCES') {
+        warn(`cannot serve metrics on ${where}: permission denied for port ${options.port}; set ${variable} to a port above 1023 (the application keeps running without a metrics endpoint)`);
+      } else {
+        warn(`cannot serve metrics on ${where}: ${describeError(err)}; check OTEL_EXPORTER_PROMETHEUS_HOST and ${variable} (the application keeps running without a metrics endpoint)`);
+      }
+      resolve(undefined);
+    });
+    server.listen(options.port, options.host, () => {
+      const address = server.address() as AddressInfo;
+      info(`serving metrics on http://${address.address}:${address.port}/metrics`);
+      resolve(address);
+    });
+  });
+  server.unref();
+  return {
+    server,
+    listening,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections?.();
+      }),
+  };
+}
+
+function route(req: IncomingMessage, res: ServerResponse, options: ServeOptions): void {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  const path = q === -1 ? url : url.slice(0, q);
+  const known = path === '/' || path === '/metrics' || path === '/healthz';
+  if (!known) return plain(res, 404, 'not found: metrics are served on /metrics (and /)\n');
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.setHeader('Allow', 'GET, HEAD');
+    return plain(res, 405, `method ${req.method} not allowed: use GET or HEAD\n`);
+  }
+  if (path === '/healthz') return plain(res, 200, 'ok\n');
+  const openMetrics = wantsOpenMetrics(req.headers.accept);
+  options.scrape(openMetrics).then(
+    (result) => send(req, res, result),
+    (err) => fail(res, err),
+  );
+}
+
+function send(req: IncomingMessage, res: ServerResponse, result: ScrapeResult): void {
+  res.setHeader('Content-Type', result.openMetrics ? OPENMETRICS_CONTENT_TYPE : TEXT_CONTENT_TYPE);
+  res.setHeader('Vary', 'Accept, Accept-Encoding');
+  if (!acceptsGzip(req.headers['accept-encoding'])) {
+    res.setHeader('Content-Length', Buffer.byteLength(result.body));
+    res.end(result.body);
+    return;
+  }
+  gzip(result.body, { level: 1 }, (err, zipped) => {
+    if (err) return fail(res, err);
+    res.setHeader('Content-Encoding', 'gzip');
+    res.setHeader('Content-Length', zipped.length);
+    res.end(zipped);
+  });
+}
+
+function plain(res: ServerResponse, status: number, body: string): void {
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+  res.setHeader('Content-Length', Buffer.byteLength(body));
+  res.end(body);
+}
+
+function fail(res: ServerResponse, err: unknown): void {
+  warnOnce(`scrape:${describeError(err)}`, `a scrape failed: ${describeError(err)}; the scraper got HTTP 500 and the application is unaffected`);
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  plain(res, 500, `scrape failed: ${describeError(err)}\n`);
+}
+
+/** Like the Prometheus server and the Python client: OpenMetrics when the scraper lists it (version 1.0.0, or none) with q > 0. */
+export function wantsOpenMetrics(accept: string | undefined): boolean {
+  if (!accept) return false;
+  for (const part of accept.split(',')) {
+    const [type, ...params] = part.split(';').map((s) => s.trim());
+    if (type?.toLowerCase() !== 'application/openmetrics-text') continue;
+    let ok = true;
+    for (const param of params) {
+      const [k, v] = param.split('=').map((s) => s.trim());
+      if (k === 'q' && Number(v) <= 0) ok = false;
+      if (k === 'version' && v !== '1.0.0') ok = false;
+    }
+    if (ok) return true;
+  }
+  return false;
+}
+
+export function acceptsGzip(header: string | undefined): boolean {
+  if (!header) return false;
+  for (const part of header.split(',')) {
+    const [coding, ...params] = part.split(';').map((s) => s.trim().toLowerCase());
+    if (coding !== 'gzip' && coding !== 'x-gzip') continue;
+    return !params.some((p) => /^q=0(\.0*)?$/.test(p.replace(/\s/g, '')));
+  }
+  return false;
+}
