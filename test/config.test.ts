@@ -1,0 +1,89 @@
+// Configuration: the standard OTEL_* variables first, PROMOTEL_* for the rest,
+// and every bad value is one warning naming the variable, the value and the fix.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { DEFAULTS, parseResourceAttributes, readConfig } from '../src/config';
+
+test('with no variables set, the defaults apply and nothing is said', () => {
+  const { config, warnings } = readConfig({});
+  assert.deepEqual(warnings, []);
+  assert.equal(config.port, 9000);
+  assert.equal(config.host, '0.0.0.0');
+  assert.deepEqual(config.exporters, ['prometheus']);
+  assert.equal(config.disabled, false);
+  assert.equal(config.cardinalityLimit, 2000);
+  assert.equal(config.httpServerHook, 'diagnostics_channel');
+  assert.deepEqual({ ...config, resourceAttributes: {}, exporters: [] }, { ...DEFAULTS, resourceAttributes: {}, exporters: [] });
+});
+
+test('the standard variables are read', () => {
+  const { config, warnings } = readConfig({
+    OTEL_SDK_DISABLED: 'TRUE',
+    OTEL_SERVICE_NAME: ' checkout ',
+    OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=prod,team=a%20b',
+    OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1',
+    OTEL_EXPORTER_PROMETHEUS_PORT: '9464',
+    OTEL_METRICS_EXPORTER: 'none',
+    OTEL_LOG_LEVEL: 'DEBUG',
+  });
+  assert.deepEqual(warnings, []);
+  assert.equal(config.disabled, true);
+  assert.equal(config.serviceName, 'checkout');
+  assert.deepEqual(config.resourceAttributes, { 'deployment.environment.name': 'prod', team: 'a b' });
+  assert.equal(config.host, '127.0.0.1');
+  assert.equal(config.port, 9464);
+  assert.deepEqual(config.exporters, []);
+  assert.equal(config.logLevel, 'debug');
+});
+
+for (const value of ['abc', '70000', '-1', '9000.5', '0x2328']) {
+  test(`OTEL_EXPORTER_PROMETHEUS_PORT=${value} warns once, naming the variable, and the default 9000 is used`, () => {
+    const { config, warnings } = readConfig({ OTEL_EXPORTER_PROMETHEUS_PORT: value });
+    assert.equal(config.port, 9000);
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!, new RegExp(`^OTEL_EXPORTER_PROMETHEUS_PORT="${value.replace('.', '\\.')}" is invalid: use a port number from 0 to 65535; using 9000$`));
+  });
+}
+
+test('each bad PROMOTEL_* or boolean value is named with its fix', () => {
+  const { config, warnings } = readConfig({
+    OTEL_SDK_DISABLED: 'yes',
+    PROMOTEL_HOST_METRICS: 'off',
+    PROMOTEL_CARDINALITY_LIMIT: '1',
+    PROMOTEL_HTTP_SERVER_HOOK: 'monkeypatch',
+    OTEL_LOG_LEVEL: 'loud',
+  });
+  assert.equal(config.disabled, false);
+  assert.equal(config.hostMetrics, true);
+  assert.equal(config.cardinalityLimit, 2000);
+  assert.equal(config.httpServerHook, 'diagnostics_channel');
+  assert.equal(config.logLevel, 'warn');
+  assert.deepEqual(warnings, [
+    'OTEL_SDK_DISABLED="yes" is invalid: set it to true or false; using false',
+    'OTEL_LOG_LEVEL="loud" is invalid: use none, error, warn, info, debug, verbose or all; using warn',
+    'PROMOTEL_HOST_METRICS="off" is invalid: set it to true or false; using true',
+    'PROMOTEL_HTTP_SERVER_HOOK="monkeypatch" is invalid: use diagnostics_channel or instrumentation-http; using diagnostics_channel',
+    'PROMOTEL_CARDINALITY_LIMIT="1" is invalid: use a whole number from 2 to 1000000; using 2000',
+  ]);
+});
+
+test('OTEL_METRICS_EXPORTER: prometheus and none are understood, otlp is named as not pushed', () => {
+  assert.deepEqual(readConfig({ OTEL_METRICS_EXPORTER: 'prometheus' }).config.exporters, ['prometheus']);
+  assert.deepEqual(readConfig({ OTEL_METRICS_EXPORTER: ' none ' }).config.exporters, []);
+  const otlp = readConfig({ OTEL_METRICS_EXPORTER: 'prometheus,otlp' });
+  assert.deepEqual(otlp.config.exporters, ['prometheus']);
+  assert.equal(otlp.warnings.length, 1);
+  assert.match(otlp.warnings[0]!, /OTEL_METRICS_EXPORTER="prometheus,otlp" names otlp/);
+  const bad = readConfig({ OTEL_METRICS_EXPORTER: 'zipkin' });
+  assert.deepEqual(bad.config.exporters, ['prometheus']);
+  assert.deepEqual(bad.warnings, ['OTEL_METRICS_EXPORTER="zipkin" is invalid: use prometheus or none; using prometheus']);
+});
+
+test('OTEL_RESOURCE_ATTRIBUTES: pairs without a key or with bad percent-encoding are rejected, the rest kept', () => {
+  const { attributes, rejected } = parseResourceAttributes('a=1,=2,b,c=%ZZ,d= x%2Cy ,');
+  assert.deepEqual(attributes, { a: '1', d: 'x,y' });
+  assert.deepEqual(rejected, ['=2', 'b', 'c=%ZZ']);
+  const { warnings } = readConfig({ OTEL_RESOURCE_ATTRIBUTES: 'b' });
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0]!, /^OTEL_RESOURCE_ATTRIBUTES has "b", which is not key=value/);
+});

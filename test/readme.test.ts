@@ -1,0 +1,84 @@
+// The README is part of the product: its tables must say what the code does.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { VARIABLES } from '../src/config';
+import { DEMO, ROOT, eventually, freePort, get, pythonParse, startApp, type Family } from './helpers';
+
+const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
+
+/** Rows of the markdown table whose header starts with `firstHeader`. */
+function table(firstHeader: string): string[][] {
+  const lines = README.split('\n');
+  const start = lines.findIndex((l) => l.startsWith(`| ${firstHeader} |`));
+  assert.ok(start >= 0, `README has no table headed "${firstHeader}"`);
+  const rows: string[][] = [];
+  for (const line of lines.slice(start + 2)) {
+    if (!line.startsWith('|')) break;
+    rows.push(line.slice(1, -1).split('|').map((c) => c.trim()));
+  }
+  return rows;
+}
+
+const ticked = (cell: string): string[] => [...cell.matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
+
+test('the README starts with the two commands, and CI runs the same test command', () => {
+  const block = /^```sh\n(.+)\n(.+)\n```/m.exec(README);
+  assert.ok(block, 'no command block');
+  assert.match(block[1]!, /^bash \.ci\/install && npm start\s+#/);
+  assert.match(block[2]!, /^npm test\s+#/);
+  const ci = readFileSync(join(ROOT, '.ci', 'run'), 'utf8');
+  assert.match(ci, /^bash \.ci\/install$/m);
+  assert.match(ci, /^npm test$/m);
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+  assert.match(pkg.scripts.start, /node --require promotel\/register examples\/demo\/server\.js$/);
+});
+
+test('the configuration table lists every variable the agent reads, with its default', () => {
+  const rows = table('variable').map(([name, def]) => ({ name: ticked(name!)[0], default: def!.replace(/`/g, '') }));
+  assert.deepEqual(rows, VARIABLES.map((v) => ({ name: v.name, default: v.default })));
+  // And nothing in src reads a variable the table does not list.
+  const src = ['config.ts', 'register.ts', 'agent.ts'].map((f) => readFileSync(join(ROOT, 'src', f), 'utf8')).join('\n');
+  const read = new Set([...src.matchAll(/\b((?:OTEL|PROMOTEL)_[A-Z_]+)\b/g)].map((m) => m[1]!));
+  for (const name of read) assert.ok(rows.some((r) => r.name === name), `${name} is read but not in the README table`);
+});
+
+const AGENT_SOURCES = new Set(['resource', 'http', 'runtime', 'host']);
+const INTERNAL_LABELS = new Set(['otel_scope_name', 'otel_scope_version', 'le']);
+
+test('the metric table and what the demo serves agree, both ways, with types, units and labels', async () => {
+  const rows = table('metric').map(([name, type, unit, labels, source]) => ({ name: ticked(name!)[0]!, type: type!, unit: unit!, labels: ticked(labels!), source: source! }));
+  const expected = rows.filter((r) => AGENT_SOURCES.has(r.source) || r.source.startsWith('demo app'));
+
+  const [appPort, metricsPort] = [await freePort(), await freePort()];
+  const app = startApp(DEMO, {
+    execArgv: ['--max-semi-space-size=1'],
+    env: { PORT: String(appPort), HOST: '127.0.0.1', OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' },
+  });
+  let families: Family[];
+  try {
+    await app.waitFor(/demo listening/);
+    assert.equal((await get(`http://127.0.0.1:${appPort}/upstream`)).status, 200);
+    // Enough allocation for a garbage collection, so that v8js_gc_duration_seconds has data.
+    families = await eventually(async () => {
+      for (let i = 0; i < 20; i++) await get(`http://127.0.0.1:${appPort}/q`);
+      const f = pythonParse((await get(`http://127.0.0.1:${metricsPort}/metrics`)).body);
+      return f.length >= expected.length ? f : undefined;
+    }, 20_000);
+  } finally {
+    app.kill();
+  }
+
+  const served = families.map((f) => f.name + (f.type === 'counter' ? '_total' : '')).sort();
+  assert.deepEqual(served, expected.map((r) => r.name).sort(), 'families served vs README rows');
+  for (const row of expected) {
+    const family = families.find((f) => f.name + (f.type === 'counter' ? '_total' : '') === row.name)!;
+    assert.equal(family.type, row.type, `${row.name}: type`);
+    const suffix = { seconds: '_seconds', bytes: '_bytes', ratio: '_ratio' }[row.unit];
+    if (suffix) assert.ok(row.name.replace(/_total$/, '').endsWith(suffix), `${row.name}: unit ${row.unit} but no ${suffix} suffix`);
+    if (row.name === 'target_info') continue;
+    const seen = new Set(family.samples.flatMap((s) => Object.keys(s.labels)).filter((l) => !INTERNAL_LABELS.has(l)));
+    for (const label of seen) assert.ok(row.labels.includes(label), `${row.name}: label ${label} is served but not in the README`);
+  }
+});

@@ -1,0 +1,168 @@
+// The first rule: never harm the host application. Each case starts a real
+// child process with the agent preloaded and watches what the app does.
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { FIXTURES, REGISTER, ROOT, eventually, freePort, get, startApp } from './helpers';
+
+const SERVER = join(FIXTURES, 'server.js');
+const HELLO = join(FIXTURES, 'hello.js');
+
+function agentLines(stderr: string): string[] {
+  return stderr.split('\n').filter((l) => l.startsWith('promotel '));
+}
+
+test('port already taken: one warning naming the port and the variable, and the app serves its own traffic', async () => {
+  const metricsPort = await freePort();
+  const squatter: Server = createServer((_req, res) => res.end('squatter\n'));
+  await new Promise<void>((r) => squatter.listen(metricsPort, '127.0.0.1', r));
+  const appPort = await freePort();
+  const app = startApp(SERVER, { env: { PORT: String(appPort), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1', OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort) } });
+  try {
+    await app.waitFor(/listening/);
+    await app.waitFor(/already in use/);
+    const lines = agentLines(app.stderr());
+    assert.deepEqual(lines, [
+      `promotel warn: cannot serve metrics on 127.0.0.1:${metricsPort}: port ${metricsPort} is already in use; set OTEL_EXPORTER_PROMETHEUS_PORT to a free port (the application keeps running without a metrics endpoint)`,
+    ]);
+    const res = await get(`http://127.0.0.1:${appPort}/`);
+    assert.equal(res.body, 'app ok\n');
+    assert.equal((await get(`http://127.0.0.1:${metricsPort}/metrics`)).body, 'squatter\n');
+  } finally {
+    app.kill();
+    squatter.close();
+  }
+});
+
+test('a short script exits by itself with the agent loaded, even while a scraper holds a keep-alive connection', async () => {
+  const port = await freePort();
+  const bare = startApp(HELLO, { preload: 'none' });
+  const withAgent = startApp(join(FIXTURES, 'linger.js'), { env: { OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1', OTEL_EXPORTER_PROMETHEUS_PORT: String(port) } });
+  try {
+    assert.deepEqual(await bare.exited, { code: 0, signal: null });
+    await withAgent.waitFor(/lingering/);
+    // A keep-alive scrape: the open connection must not hold the process.
+    const res = await eventually(() => get(`http://127.0.0.1:${port}/metrics`, { headers: { connection: 'keep-alive' } }));
+    assert.equal(res.status, 200);
+    const exit = await Promise.race([withAgent.exited, new Promise((r) => setTimeout(() => r('still running after 10 s'), 10_000))]);
+    assert.deepEqual(exit, { code: 0, signal: null });
+    assert.equal(withAgent.stdout(), 'lingering\ndone\n');
+  } finally {
+    bare.kill();
+    withAgent.kill();
+  }
+});
+
+test('console.log("hi") prints and exits 0 under --require and --import alike', async () => {
+  for (const preload of ['require', 'import'] as const) {
+    const app = startApp(HELLO, { preload, env: { OTEL_EXPORTER_PROMETHEUS_PORT: '0' } });
+    const exit = await Promise.race([app.exited, new Promise((r) => setTimeout(() => r('timeout'), 10_000))]);
+    app.kill();
+    assert.deepEqual(exit, { code: 0, signal: null }, preload);
+    assert.equal(app.stdout(), 'hi\n');
+    assert.deepEqual(agentLines(app.stderr()), []);
+  }
+});
+
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  test(`${signal}: the app dies of it as it would without the agent`, async () => {
+    const outcomes = [];
+    for (const preload of ['none', 'require'] as const) {
+      const app = startApp(SERVER, { preload, env: { PORT: '0', OTEL_EXPORTER_PROMETHEUS_PORT: '0' } });
+      await app.waitFor(/listening/);
+      app.kill(signal);
+      const exit = await Promise.race([app.exited, new Promise((r) => setTimeout(() => r('ignored the signal for 5 s'), 5000))]);
+      app.kill();
+      outcomes.push(exit);
+    }
+    assert.deepEqual(outcomes, [{ code: null, signal }, { code: null, signal }]);
+  });
+
+  test(`${signal}: the app's own handler runs and decides the exit code`, async () => {
+    const app = startApp(SERVER, { env: { PORT: '0', OTEL_EXPORTER_PROMETHEUS_PORT: '0', SIGNAL_HANDLER: 'exit3' } });
+    try {
+      await app.waitFor(/listening/);
+      app.kill(signal);
+      assert.deepEqual(await app.exited, { code: 3, signal: null });
+      assert.match(app.stdout(), new RegExp(`app handled ${signal}`));
+    } finally {
+      app.kill();
+    }
+  });
+}
+
+for (const value of ['abc', '70000']) {
+  test(`OTEL_EXPORTER_PROMETHEUS_PORT=${value}: one warning naming it, the default port is used, the app runs`, async () => {
+    const appPort = await freePort();
+    const app = startApp(SERVER, { env: { PORT: String(appPort), OTEL_EXPORTER_PROMETHEUS_PORT: value, OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1', OTEL_LOG_LEVEL: 'info' } });
+    try {
+      await app.waitFor(/listening/);
+      // The default port is 9000: either it is served there, or (when something else holds 9000) the warning names 9000.
+      await app.waitFor(/serving metrics on http:\/\/127\.0\.0\.1:9000\/metrics|cannot serve metrics on 127\.0\.0\.1:9000/);
+      const warnings = agentLines(app.stderr()).filter((l) => l.includes('OTEL_EXPORTER_PROMETHEUS_PORT="'));
+      assert.deepEqual(warnings, [`promotel warn: OTEL_EXPORTER_PROMETHEUS_PORT="${value}" is invalid: use a port number from 0 to 65535; using 9000`]);
+      assert.equal((await get(`http://127.0.0.1:${appPort}/`)).body, 'app ok\n');
+    } finally {
+      app.kill();
+    }
+  });
+}
+
+test('OTEL_SDK_DISABLED=true: nothing is loaded and no port is opened', async () => {
+  const port = await freePort();
+  const app = startApp(join(FIXTURES, 'disabled-probe.js'), { env: { OTEL_SDK_DISABLED: 'true', OTEL_EXPORTER_PROMETHEUS_PORT: String(port), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' } });
+  assert.deepEqual(await app.exited, { code: 0, signal: null });
+  assert.deepEqual(JSON.parse(app.stdout()), { loaded: 0 });
+  assert.equal(app.stderr(), '');
+  // The same probe without the switch sees the SDK, so the assertion above can fail.
+  const enabled = startApp(join(FIXTURES, 'disabled-probe.js'), { env: { OTEL_EXPORTER_PROMETHEUS_PORT: String(port), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' } });
+  await enabled.exited;
+  assert.ok(JSON.parse(enabled.stdout()).loaded > 0);
+});
+
+test('a failing metric callback never reaches the app: the scrape succeeds and one warning is logged', async () => {
+  const [appPort, metricsPort] = [await freePort(), await freePort()];
+  const app = startApp(join(FIXTURES, 'throwing-callback.js'), { env: { PORT: String(appPort), OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' } });
+  try {
+    await app.waitFor(/listening/);
+    for (let i = 0; i < 3; i++) {
+      const res = await get(`http://127.0.0.1:${metricsPort}/metrics`);
+      assert.equal(res.status, 200);
+      assert.match(res.body, /^fragile_ok_total\{otel_scope_name="fragile"\} 5$/m);
+    }
+    assert.equal((await get(`http://127.0.0.1:${appPort}/`)).body, 'still here\n');
+    const lines = agentLines(app.stderr());
+    assert.equal(lines.length, 1, app.stderr());
+    assert.match(lines[0]!, /^promotel warn: a metric callback failed during a scrape \(sensor unplugged\); the other metrics were served/);
+    assert.equal(app.child.exitCode, null);
+  } finally {
+    app.kill();
+  }
+});
+
+test('loaded twice (NODE_OPTIONS and --require), the agent starts once', async () => {
+  const port = await freePort();
+  const app = startApp(SERVER, {
+    env: { PORT: '0', NODE_OPTIONS: `--require ${REGISTER}`, OTEL_EXPORTER_PROMETHEUS_PORT: String(port), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' },
+  });
+  try {
+    await app.waitFor(/listening/);
+    assert.equal((await get(`http://127.0.0.1:${port}/metrics`)).status, 200);
+    assert.deepEqual(agentLines(app.stderr()), []);
+  } finally {
+    app.kill();
+  }
+});
+
+test('NODE_OPTIONS="--require promotel/register" resolves the package by name', async () => {
+  const port = await freePort();
+  const app = startApp(SERVER, { preload: 'none', cwd: ROOT, env: { PORT: '0', NODE_OPTIONS: '--require promotel/register', OTEL_EXPORTER_PROMETHEUS_PORT: String(port), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' } });
+  try {
+    await app.waitFor(/listening/);
+    const res = await get(`http://127.0.0.1:${port}/metrics`);
+    assert.match(res.body, /^nodejs_version_info\{major="\d+",minor="\d+",patch="\d+",version="v[\d.]+",otel_scope_name="promotel"/m);
+  } finally {
+    app.kill();
+  }
+});
