@@ -6,11 +6,13 @@
 import type { AddressInfo } from 'node:net';
 import { diag, DiagLogLevel, metrics, type Meter } from '@opentelemetry/api';
 import type { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { clusterRole, createAggregator, PRIMARY_MARK, pushToPrimary } from './cluster';
 import { readConfig, type Config } from './config';
 import { PullReader } from './exposition/reader';
 import { hostUnitOverrides, enableHostMetrics } from './instrumentations/host';
 import { enableHttpServerMetrics } from './instrumentations/http-server';
 import { enableOtelHttp } from './instrumentations/http-otel';
+import { enableOnFirstRequest } from './instrumentations/http-client-lazy';
 import { enableRuntimeMetrics } from './instrumentations/runtime';
 import * as log from './log';
 import { resourceAttributes, VERSION } from './resource';
@@ -54,25 +56,65 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
   if (config.httpMetrics) {
     const serverHook = config.httpServerHook;
     guard('HTTP server metrics', 'PROMOTEL_HTTP_METRICS', () => {
-      stops.push(enableHttpServerMetrics(meter, { duration: serverHook === 'diagnostics_channel' }));
+      stops.push(
+        enableHttpServerMetrics((p) => reader.addProducer(p), {
+          duration: serverHook === 'diagnostics_channel',
+          cardinalityLimit: config.cardinalityLimit,
+          scope: { name: 'promotel', version: VERSION },
+        }),
+      );
     });
-    guard('HTTP client metrics', 'PROMOTEL_HTTP_METRICS', () => {
-      stops.push(enableOtelHttp(meterProvider, { server: serverHook === 'instrumentation-http' }));
-    });
+    const client = (): void =>
+      guard('HTTP client metrics', 'PROMOTEL_HTTP_METRICS', () => {
+        stops.push(enableOtelHttp(meterProvider, { server: serverHook === 'instrumentation-http' }));
+      });
+    // The server patch of instrumentation-http must precede the app's servers; the client patch may wait (startup time).
+    if (serverHook === 'instrumentation-http') client();
+    else guard('HTTP client metrics', 'PROMOTEL_HTTP_METRICS', () => stops.push(enableOnFirstRequest(client)));
   }
-  if (config.runtimeMetrics) {
-    guard('runtime metrics', 'PROMOTEL_RUNTIME_METRICS', () => stops.push(enableRuntimeMetrics(meterProvider, meter)));
-  }
-  if (config.hostMetrics || config.runtimeMetrics) {
-    guard('host metrics', config.hostMetrics ? 'PROMOTEL_HOST_METRICS' : 'PROMOTEL_RUNTIME_METRICS', () =>
-      enableHostMetrics(meterProvider, { system: config.hostMetrics, process: config.runtimeMetrics }),
-    );
-  }
+  // Runtime and host metrics are read by callbacks at scrape time, so loading
+  // them one turn of the event loop later loses nothing and keeps them out of
+  // the startup time; a script that ends at once never loads them.
+  let stopped = false;
+  stops.push(() => (stopped = true));
+  setImmediate(() => {
+    if (stopped) return;
+    if (config.runtimeMetrics) {
+      guard('runtime metrics', 'PROMOTEL_RUNTIME_METRICS', () => stops.push(enableRuntimeMetrics(meterProvider, meter)));
+    }
+    if (config.hostMetrics || config.runtimeMetrics) {
+      guard('host metrics', config.hostMetrics ? 'PROMOTEL_HOST_METRICS' : 'PROMOTEL_RUNTIME_METRICS', () =>
+        enableHostMetrics(meterProvider, { system: config.hostMetrics, process: config.runtimeMetrics }),
+      );
+    }
+  }).unref();
 
   let endpoint: MetricsServer | undefined;
-  if (config.exporters.includes('prometheus')) {
+  const role = clusterRole(env);
+  if (config.exporters.includes('prometheus') && role === 'worker') {
+    // The primary serves one endpoint for the whole cluster; this worker reports to it.
+    guard('cluster reporting', 'OTEL_METRICS_EXPORTER', () => {
+      stops.push(pushToPrimary(() => reader.collect().then((r) => r.resourceMetrics), config.clusterPushIntervalMs));
+    });
+  } else if (config.exporters.includes('prometheus')) {
     guard('the metrics endpoint', 'OTEL_METRICS_EXPORTER', () => {
-      endpoint = serveMetrics({ host: config.host, port: config.port, scrape: (om) => reader.scrape(om) });
+      endpoint = serveMetrics({
+        host: config.host,
+        port: config.port,
+        scrape: (om) => reader.scrape(om),
+        exclusive: role === 'orphan-worker',
+        hint:
+          role === 'orphan-worker'
+            ? 'for each worker: this is a cluster worker whose primary runs without promotel (as under pm2); preload promotel in the primary too and it serves every worker on one port'
+            : undefined,
+      });
+      if (role === 'single') {
+        // Any worker this process forks with node:cluster will find the mark and report here.
+        process.env[PRIMARY_MARK] = String(process.pid);
+        const aggregator = createAggregator();
+        reader.merge = aggregator.merge;
+        stops.push(aggregator.stop);
+      }
     });
   }
 

@@ -20,6 +20,7 @@ export interface Config {
   httpMetrics: boolean;
   httpServerHook: HttpServerHook;
   cardinalityLimit: number;
+  clusterPushIntervalMs: number;
 }
 
 export const DEFAULTS: Readonly<Config> = Object.freeze({
@@ -35,6 +36,7 @@ export const DEFAULTS: Readonly<Config> = Object.freeze({
   httpMetrics: true,
   httpServerHook: 'diagnostics_channel' as HttpServerHook,
   cardinalityLimit: 2000,
+  clusterPushIntervalMs: 1000,
 });
 
 /** Every variable the agent reads, with its default and meaning: the README's table is checked against this list. */
@@ -51,6 +53,7 @@ export const VARIABLES: ReadonlyArray<{ name: string; default: string; meaning: 
   { name: 'PROMOTEL_RUNTIME_METRICS', default: 'true', meaning: 'Node.js runtime metrics (event loop, GC, V8 heap, handles, version)' },
   { name: 'PROMOTEL_HOST_METRICS', default: 'true', meaning: 'host and process metrics from `@opentelemetry/host-metrics`' },
   { name: 'PROMOTEL_CARDINALITY_LIMIT', default: '2000', meaning: 'series per metric before new label sets go to the `otel_metric_overflow="true"` series' },
+  { name: 'PROMOTEL_CLUSTER_PUSH_INTERVAL', default: '1000', meaning: 'under `node:cluster`, how often (ms) each worker sends its metrics to the primary' },
 ];
 
 type Env = Record<string, string | undefined>;
@@ -134,6 +137,13 @@ export function readConfig(env: Env = process.env): { config: Config; warnings: 
     const n = Number(limit);
     if (/^\d+$/.test(limit) && n >= 2 && n <= 1_000_000) config.cardinalityLimit = n;
     else bad('PROMOTEL_CARDINALITY_LIMIT', limit, 'use a whole number from 2 to 1000000', String(DEFAULTS.cardinalityLimit));
+  }
+
+  const push = env.PROMOTEL_CLUSTER_PUSH_INTERVAL?.trim();
+  if (push) {
+    const n = Number(push);
+    if (/^\d+$/.test(push) && n >= 50 && n <= 600_000) config.clusterPushIntervalMs = n;
+    else bad('PROMOTEL_CLUSTER_PUSH_INTERVAL', push, 'use milliseconds from 50 to 600000', String(DEFAULTS.clusterPushIntervalMs));
   }
 
   return { config, warnings };

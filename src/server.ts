@@ -26,6 +26,10 @@ export interface ServeOptions {
   scrape: (openMetrics: boolean) => Promise<ScrapeResult>;
   /** Names the variables that move the endpoint, for the warning when the port is taken. */
   portVariable?: string;
+  /** Bind a port of our own even in a cluster worker, where listen() would otherwise share the primary's. */
+  exclusive?: boolean;
+  /** Said after the port-taken warning, when the situation has a better fix than another port. */
+  hint?: string;
 }
 
 export function serveMetrics(options: ServeOptions): MetricsServer {
@@ -45,7 +49,7 @@ export function serveMetrics(options: ServeOptions): MetricsServer {
       const where = `${options.host}:${options.port}`;
       const variable = options.portVariable ?? 'OTEL_EXPORTER_PROMETHEUS_PORT';
       if (err.code === 'EADDRINUSE') {
-        warn(`cannot serve metrics on ${where}: port ${options.port} is already in use; set ${variable} to a free port (the application keeps running without a metrics endpoint)`);
+        warn(`cannot serve metrics on ${where}: port ${options.port} is already in use; set ${variable} to a free port${options.hint ? ` ${options.hint}` : ''} (the application keeps running without a metrics endpoint)`);
       } else if (err.code === 'EACCES') {
         warn(`cannot serve metrics on ${where}: permission denied for port ${options.port}; set ${variable} to a port above 1023 (the application keeps running without a metrics endpoint)`);
       } else {
@@ -53,7 +57,7 @@ export function serveMetrics(options: ServeOptions): MetricsServer {
       }
       resolve(undefined);
     });
-    server.listen(options.port, options.host, () => {
+    server.listen({ port: options.port, host: options.host, exclusive: options.exclusive ?? false }, () => {
       const address = server.address() as AddressInfo;
       info(`serving metrics on http://${address.address}:${address.port}/metrics`);
       resolve(address);

@@ -149,7 +149,7 @@ export function pythonParse(text: string, openMetrics = false): Family[] {
     '    return v if math.isfinite(v) else str(v)',
     'out = [{"name": f.name, "type": f.type, "help": f.documentation,',
     '        "samples": [{"name": s.name, "labels": s.labels, "value": num(s.value)} for s in f.samples]}',
-    '       for f in text_string_to_metric_families(sys.stdin.read())]',
+    '       for f in text_string_to_metric_families(sys.stdin.buffer.read().decode("utf-8"))]',
     'json.dump(out, sys.stdout)',
   ].join('\n');
   const res = spawnSync('/usr/bin/python3', ['-c', script], { input: text, encoding: 'utf8', timeout: 60_000, maxBuffer: 256 * 1024 * 1024 });

@@ -80,7 +80,8 @@ export function familyName(name: string, unit: string, kind: FamilyKind): Family
     const tokens = base.split('_');
     const wordTokens = word.split('_');
     const present = wordTokens.every((t) => tokens.includes(t));
-    if (!present) base = `${base}_${word}`;
+    // A name that sanitized to `_` must not become `__seconds`: names starting with `__` are Prometheus's own.
+    if (!present) base = `${base}_${word}`.replace(/_{2,}/g, '_');
     if (base.endsWith(`_${word}`) || base === word) unitWord = word;
   }
   out = { text: isCounter ? `${base}_total` : base, openmetrics: base, unit: unitWord };

@@ -1,7 +1,7 @@
 // The pull side of the SDK: a MetricReader that collects on demand and hands
 // the result to the serializer. Concurrent scrapes share one collection, so a
 // burst of scrapers costs one pass over the SDK's storage, not one each.
-import { MetricReader } from '@opentelemetry/sdk-metrics';
+import { MetricReader, type CollectionResult, type MetricProducer, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { describeError, warnOnce } from '../log';
 import { serialize } from './serialize';
 
@@ -12,12 +12,26 @@ export interface ScrapeResult {
 
 export class PullReader extends MetricReader {
   private readonly unitOverrides: ReadonlyMap<string, string>;
+  /** Folds in data from elsewhere before serializing (the cluster workers' metrics, in a cluster primary). */
+  merge: ((own: ResourceMetrics) => ResourceMetrics) | undefined;
   private inFlight = new Map<boolean, Promise<ScrapeResult>>();
+
+  private readonly producers: MetricProducer[];
 
   constructor(options: { cardinalityLimit: number; unitOverrides?: ReadonlyMap<string, string> }) {
     const limit = options.cardinalityLimit;
-    super({ cardinalitySelector: () => limit });
+    // Producers of our own (the HTTP server hook's aggregation) are added after
+    // construction, so the SDK gets one producer that asks all of them.
+    const producers: MetricProducer[] = [];
+    const all: MetricProducer = { collect: (o) => collectAll(producers, o) };
+    super({ cardinalitySelector: () => limit, metricProducers: [all] });
+    this.producers = producers;
     this.unitOverrides = options.unitOverrides ?? new Map();
+  }
+
+  /** Adds data that does not come from sdk-metrics instruments to every collection (scrapes and cluster pushes alike). */
+  addProducer(producer: MetricProducer): void {
+    this.producers.push(producer);
   }
 
   scrape(openMetrics: boolean): Promise<ScrapeResult> {
@@ -35,7 +49,7 @@ export class PullReader extends MetricReader {
       // Most often an observable callback of the app or an instrumentation that threw: the SDK caught it, we say so once.
       warnOnce(`collect:${describeError(err)}`, `a metric callback failed during a scrape (${describeError(err)}); the other metrics were served: fix or remove that callback`);
     }
-    const body = serialize(resourceMetrics, {
+    const body = serialize(this.merge ? this.merge(resourceMetrics) : resourceMetrics, {
       openMetrics,
       unitOverrides: this.unitOverrides,
       onProblem: warnOnce,
@@ -45,4 +59,12 @@ export class PullReader extends MetricReader {
 
   protected override async onForceFlush(): Promise<void> {}
   protected override async onShutdown(): Promise<void> {}
+}
+
+async function collectAll(producers: MetricProducer[], options: { timeoutMillis?: number } | undefined): Promise<CollectionResult> {
+  const results = await Promise.all(producers.map((p) => p.collect(options)));
+  return {
+    resourceMetrics: { resource: undefined as never, scopeMetrics: results.flatMap((r) => r.resourceMetrics.scopeMetrics) },
+    errors: results.flatMap((r) => r.errors),
+  };
 }

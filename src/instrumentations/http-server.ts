@@ -7,14 +7,23 @@
 // | OTel name                      | type          | unit | attributes |
 // | http.server.request.duration   | histogram     | s    | http.request.method, url.scheme, http.response.status_code, http.route, network.protocol.version, error.type |
 // | http.server.active_requests    | updowncounter | {request} | http.request.method, url.scheme |
+//
+// Per request this does two Map lookups and a few property writes; the
+// aggregation lives in HttpServerStore (see there for why not sdk-metrics).
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Attributes, Histogram, Meter, UpDownCounter } from '@opentelemetry/api';
+import { context, trace, type Attributes } from '@opentelemetry/api';
+import type { MetricProducer } from '@opentelemetry/sdk-metrics';
 import { describeError, warnOnce } from '../log';
+import type { Exemplar } from '../exposition/serialize';
 import { ownServers } from '../server';
-import { DURATION_BUCKETS, expressRoute, normalizeMethod } from './http-semconv';
+import { expressRoute, normalizeMethod } from './http-semconv';
+import { HttpServerStore, recordDuration, type ActiveCell } from './http-server-store';
 
 const START = 'http.server.request.start';
+// Per-request state rides on the response itself: cheaper than a WeakMap entry.
+const STARTED = Symbol('promotel.started');
+const CELL = Symbol('promotel.cell');
 
 interface StartMessage {
   request: IncomingMessage;
@@ -22,64 +31,49 @@ interface StartMessage {
   server: object;
 }
 
-interface Tracked {
-  start: number;
-  method: string;
-  scheme: string;
-  active: Attributes;
-}
+type Tracked = ServerResponse & { [STARTED]?: number; [CELL]?: ActiveCell };
 
 export interface HttpServerOptions {
   /** False when instrumentation-http records the duration: then only active requests are counted here. */
   duration: boolean;
+  /** Series per metric, overflow series included (PROMOTEL_CARDINALITY_LIMIT). */
+  cardinalityLimit: number;
+  scope: { name: string; version: string };
 }
 
-// Attribute objects are interned: sdk-metrics hashes attributes on every
-// record, and reusing one frozen object per label set spares an allocation.
-const MAX_INTERNED = 4096;
+/** Starts counting; the metrics reach a reader through `addProducer`. Returns the function that stops it. */
+export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void, options: HttpServerOptions): () => void {
+  const store = new HttpServerStore(options.scope, options.cardinalityLimit, options.duration);
+  addProducer(store);
+  const withDuration = options.duration;
 
-export function enableHttpServerMetrics(meter: Meter, options: HttpServerOptions): () => void {
-  const active: UpDownCounter = meter.createUpDownCounter('http.server.active_requests', {
-    description: 'Number of active HTTP server requests.',
-    unit: '{request}',
-  });
-  const duration: Histogram | undefined = options.duration
-    ? meter.createHistogram('http.server.request.duration', {
-        description: 'Duration of HTTP server requests.',
-        unit: 's',
-        advice: { explicitBucketBoundaries: DURATION_BUCKETS },
-      })
-    : undefined;
-
-  const tracked = new WeakMap<ServerResponse, Tracked>();
-  const activeAttrs = new Map<string, Attributes>();
-  const durationAttrs = new Map<string, Attributes>();
-
-  function onClose(this: ServerResponse): void {
+  function onClose(this: Tracked): void {
     try {
-      const t = tracked.get(this);
-      if (t === undefined) return;
-      tracked.delete(this);
-      active.add(-1, t.active);
-      if (duration === undefined) return;
-      const seconds = (performance.now() - t.start) / 1000;
+      const cell = this[CELL];
+      if (cell === undefined) return;
+      this[CELL] = undefined;
+      cell.value--;
+      if (!withDuration) return;
+      const seconds = (performance.now() - this[STARTED]!) / 1000;
       const aborted = !this.writableFinished;
       const status = this.headersSent ? this.statusCode : 0;
       const route = expressRoute(this.req);
       const version = this.req?.httpVersion ?? '';
       const errorType = aborted ? 'aborted' : status >= 500 ? String(status) : '';
-      const key = `${t.method}\u0000${t.scheme}\u0000${status}\u0000${route ?? ''}\u0000${version}\u0000${errorType}`;
-      let attrs = durationAttrs.get(key);
-      if (attrs === undefined) {
-        attrs = { 'http.request.method': t.method, 'url.scheme': t.scheme };
+      const key = `${status} ${version} ${errorType} ${route ?? ''}`;
+      let target = cell.outcomes.get(key);
+      if (target === undefined) {
+        const method = cell.attributes['http.request.method'] as string;
+        const scheme = cell.attributes['url.scheme'] as string;
+        const attrs: Attributes = { 'http.request.method': method, 'url.scheme': scheme };
         if (status) attrs['http.response.status_code'] = status;
         if (route !== undefined) attrs['http.route'] = route;
         if (version) attrs['network.protocol.version'] = version;
         if (errorType) attrs['error.type'] = errorType;
-        Object.freeze(attrs);
-        if (durationAttrs.size < MAX_INTERNED) durationAttrs.set(key, attrs);
+        target = store.newDurationCell(Object.freeze(attrs));
+        cell.outcomes.set(key, target);
       }
-      duration.record(seconds, attrs);
+      recordDuration(target, seconds, exemplar(seconds));
     } catch (err) {
       warnOnce(`http-server:${describeError(err)}`, `HTTP server metrics skipped a request: ${describeError(err)}; the request itself was served`);
     }
@@ -91,16 +85,12 @@ export function enableHttpServerMetrics(meter: Meter, options: HttpServerOptions
     try {
       const { request, response, server } = message as StartMessage;
       if (ownServers.has(server)) return;
-      const method = normalizeMethod(request.method);
       const scheme = (request.socket as { encrypted?: boolean } | undefined)?.encrypted ? 'https' : 'http';
-      const key = `${method} ${scheme}`;
-      let attrs = activeAttrs.get(key);
-      if (attrs === undefined) {
-        attrs = Object.freeze({ 'http.request.method': method, 'url.scheme': scheme });
-        activeAttrs.set(key, attrs);
-      }
-      tracked.set(response, { start: performance.now(), method, scheme, active: attrs });
-      active.add(1, attrs);
+      const cell = store.activeCell(normalizeMethod(request.method), scheme);
+      cell.value++;
+      const tracked = response as Tracked;
+      tracked[STARTED] = performance.now();
+      tracked[CELL] = cell;
       // 'close' comes after 'finish', and also when the client goes away first, so active_requests never leaks.
       response.on('close', onClose);
     } catch (err) {
@@ -110,4 +100,17 @@ export function enableHttpServerMetrics(meter: Meter, options: HttpServerOptions
 
   subscribe(START, onStart);
   return () => unsubscribe(START, onStart);
+}
+
+/**
+ * The span the response was ended under, if the application traces and the
+ * span is sampled: 'close' runs in the async context of `res.end()`, so the
+ * app's active span is visible here.
+ */
+function exemplar(seconds: number): Exemplar | undefined {
+  const span = trace.getSpan(context.active());
+  if (span === undefined) return undefined;
+  const sc = span.spanContext();
+  if ((sc.traceFlags & 1) === 0 || !/^[0-9a-f]{32}$/.test(sc.traceId) || sc.traceId === '00000000000000000000000000000000') return undefined;
+  return { value: seconds, traceId: sc.traceId, spanId: sc.spanId, timeSeconds: Date.now() / 1000 };
 }

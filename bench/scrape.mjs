@@ -1,0 +1,106 @@
+// Scrape cost, in process: the same series through promotel's serializer, the
+// stock OTel PrometheusSerializer and prom-client. One counter with N label
+// sets and one 14-bucket histogram with N/10, as in issue 3.
+import { createRequire } from 'node:module';
+import { performance } from 'node:perf_hooks';
+
+const require = createRequire(import.meta.url);
+const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
+
+function attrs(i) {
+  return { 'http.route': `/api/v1/items/${i}`, 'http.request.method': i % 3 ? 'GET' : 'POST' };
+}
+
+/** Fills an SDK MeterProvider and returns a reader ready to collect. */
+export async function sdkSetup(n) {
+  const { MeterProvider } = require('@opentelemetry/sdk-metrics');
+  const { PullReader } = require('../dist/src/exposition/reader.js');
+  const reader = new PullReader({ cardinalityLimit: n + 10 });
+  const provider = new MeterProvider({ readers: [reader] });
+  const meter = provider.getMeter('bench', '1.0.0');
+  const counter = meter.createCounter('bench.requests', { unit: '{request}', description: 'Requests.' });
+  const hist = meter.createHistogram('bench.duration', { unit: 's', description: 'Durations.', advice: { explicitBucketBoundaries: BUCKETS } });
+  for (let i = 0; i < n; i++) counter.add(i + 1, attrs(i));
+  for (let i = 0; i < n / 10; i++) for (let k = 0; k < 3; k++) hist.record(0.001 * (i % 97) * (k + 1), attrs(i));
+  return { reader, provider };
+}
+
+export function promClientSetup(n) {
+  const client = require('prom-client');
+  const registry = new client.Registry();
+  const counter = new client.Counter({ name: 'bench_requests_total', help: 'Requests.', labelNames: ['http_route', 'http_request_method'], registers: [registry] });
+  const hist = new client.Histogram({ name: 'bench_duration_seconds', help: 'Durations.', labelNames: ['http_route', 'http_request_method'], buckets: BUCKETS, registers: [registry] });
+  const lab = (i) => ({ http_route: `/api/v1/items/${i}`, http_request_method: i % 3 ? 'GET' : 'POST' });
+  for (let i = 0; i < n; i++) counter.inc(lab(i), i + 1);
+  for (let i = 0; i < n / 10; i++) for (let k = 0; k < 3; k++) hist.observe(lab(i), 0.001 * (i % 97) * (k + 1));
+  return registry;
+}
+
+const lines = (s) => { let c = 0; for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) === 10) c++; return c; };
+
+async function timeIt(fn, minMs, maxRuns) {
+  const times = [];
+  let out;
+  const end = performance.now() + minMs;
+  while (times.length < maxRuns && (times.length < 3 || performance.now() < end)) {
+    const t = performance.now();
+    out = await fn();
+    Buffer.byteLength(out); // the bytes are what the scraper gets: flattening the string is part of the cost
+    times.push(performance.now() - t);
+  }
+  times.sort((a, b) => a - b);
+  return { ms: times[Math.floor(times.length / 2)], first: undefined, out, runs: times.length };
+}
+
+/** One row per (N, implementation): ms per scrape (median), µs per line, lines. */
+export async function scrapeBench(n, { minMs = 1500, maxRuns = 50 } = {}) {
+  const { serialize } = require('../dist/src/exposition/serialize.js');
+  const { PrometheusSerializer } = require('@opentelemetry/exporter-prometheus');
+  const rows = [];
+  const heap0 = (globalThis.gc?.(), process.memoryUsage().heapUsed);
+  const { reader, provider } = await sdkSetup(n);
+  const heap1 = (globalThis.gc?.(), process.memoryUsage().heapUsed);
+  const { resourceMetrics } = await reader.collect();
+  // Cold: the first serialization of these attribute objects (nothing cached yet).
+  let t = performance.now();
+  const coldText = serialize(resourceMetrics, { openMetrics: false });
+  Buffer.byteLength(coldText);
+  const coldMs = performance.now() - t;
+  rows.push({ impl: 'promotel (cold, text)', n, ms: coldMs, lines: lines(coldText), runs: 1 });
+  for (const om of [false, true]) {
+    const r = await timeIt(() => serialize(resourceMetrics, { openMetrics: om }), minMs, maxRuns);
+    rows.push({ impl: `promotel (${om ? 'OpenMetrics' : 'text'})`, n, ms: r.ms, lines: lines(r.out), runs: r.runs });
+  }
+  const full = await timeIt(() => reader.scrape(false).then((x) => x.body), minMs, maxRuns);
+  rows.push({ impl: 'promotel full scrape (collect+serialize)', n, ms: full.ms, lines: lines(full.out), runs: full.runs });
+  const stock = new PrometheusSerializer();
+  const s = await timeIt(() => stock.serialize(resourceMetrics), minMs, Math.min(maxRuns, 20));
+  rows.push({ impl: 'OTel PrometheusSerializer', n, ms: s.ms, lines: lines(s.out), runs: s.runs });
+  await provider.shutdown();
+  const heap2 = (globalThis.gc?.(), process.memoryUsage().heapUsed);
+  const registry = promClientSetup(n);
+  const heap3 = (globalThis.gc?.(), process.memoryUsage().heapUsed);
+  const p = await timeIt(() => registry.metrics(), minMs, Math.min(maxRuns, 20));
+  rows.push({ impl: 'prom-client registry.metrics()', n, ms: p.ms, lines: lines(p.out), runs: p.runs });
+  const series = n + n / 10;
+  return {
+    rows,
+    memory: {
+      sdkBytesPerSeries: (heap1 - heap0) / series,
+      promClientBytesPerSeries: (heap3 - heap2) / series,
+      gcExposed: typeof globalThis.gc === 'function',
+    },
+  };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const json = process.argv.includes('--json');
+  const n = Number(process.argv.filter((a) => !a.startsWith('--'))[2] ?? 10000);
+  const res = await scrapeBench(n, json && n <= 1000 ? { minMs: 200, maxRuns: 10 } : {});
+  if (json) {
+    process.stdout.write(JSON.stringify(res));
+    process.exit(0);
+  }
+  for (const r of res.rows) console.log(`${r.impl.padEnd(44)} N=${n} ${r.ms.toFixed(2).padStart(9)} ms ${((r.ms * 1000) / r.lines).toFixed(3).padStart(7)} us/line lines=${r.lines} runs=${r.runs}`);
+  console.log(JSON.stringify(res.memory));
+}

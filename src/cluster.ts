@@ -1,0 +1,187 @@
+// node:cluster support. Every worker loads the preload too; if each opened
+// :9000, the cluster module would share that port and every scrape would land
+// on one random worker. Instead the primary serves one endpoint and the
+// workers send it their data over the IPC channel the cluster already has.
+//
+// Workers push (every PROMOTEL_CLUSTER_PUSH_INTERVAL ms, on an unref'd timer)
+// rather than answer requests: a 'message' listener would hold the IPC
+// channel open and keep an idle worker alive. When a worker dies, its last
+// counters and histograms are kept as "retired" totals, so sums never go
+// down, and its gauges are dropped, so nothing stale lingers.
+//
+// Merge rules: counters, up-down counters and histograms are summed across
+// processes; gauges stay per process with a `worker` label (`primary` for the
+// primary itself).
+import type { Attributes, HrTime } from '@opentelemetry/api';
+import type { DataPoint, Histogram, MetricData, ResourceMetrics, ScopeMetrics } from '@opentelemetry/sdk-metrics';
+import { describeError, warnOnce } from './log';
+
+/** Set by a primary's agent and inherited by the workers it forks: they then report to it instead of serving. */
+export const PRIMARY_MARK = 'PROMOTEL_CLUSTER_PRIMARY';
+const MESSAGE = 'promotel:metrics';
+
+const HISTOGRAM = 0;
+const GAUGE = 2;
+const SUM = 3;
+
+export type Role = 'single' | 'worker' | 'orphan-worker';
+
+interface ClusterModule {
+  isWorker: boolean;
+  worker?: { id: number };
+  on(event: 'message', fn: (worker: { id: number }, message: unknown) => void): unknown;
+  on(event: 'exit', fn: (worker: { id: number }) => void): unknown;
+}
+
+function cluster(): ClusterModule {
+  return require('node:cluster') as ClusterModule;
+}
+
+/** `worker` when a promotel primary waits for our data; `orphan-worker` in a cluster whose primary has no agent (pm2). */
+export function clusterRole(env: NodeJS.ProcessEnv = process.env): Role {
+  if (!cluster().isWorker) return 'single';
+  // The mark names the primary's pid: a worker of some other primary (a grandchild that inherited the variable) is not fooled.
+  return env[PRIMARY_MARK] === String(process.ppid) ? 'worker' : 'orphan-worker';
+}
+
+/** In a worker: sends the collected data to the primary on a timer that never holds the process open. */
+export function pushToPrimary(collect: () => Promise<ResourceMetrics>, intervalMs: number): () => void {
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy || !process.connected || !process.send) return;
+    busy = true;
+    collect()
+      .then((data) => {
+        process.send?.({ type: MESSAGE, scopeMetrics: data.scopeMetrics }, undefined, {}, () => {});
+      })
+      .catch((err: unknown) => warnOnce(`cluster-push:${describeError(err)}`, `a cluster worker could not send its metrics to the primary: ${describeError(err)}; its data is missing from the scrape until it can`))
+      .finally(() => (busy = false));
+  }, intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+interface Entry {
+  metric: MetricData;
+  points: Map<string, DataPoint<number | Histogram>>;
+}
+
+/** In the primary: keeps each live worker's latest data and the totals of the dead, and merges them into a scrape. */
+export function createAggregator(): { merge(own: ResourceMetrics): ResourceMetrics; stop(): void } {
+  const live = new Map<number, ScopeMetrics[]>();
+  const retired = new Map<string, Map<string, Entry>>();
+  const interned = new Map<string, Attributes>();
+  const c = cluster();
+
+  const onMessage = (worker: { id: number }, message: unknown): void => {
+    const m = message as { type?: unknown; scopeMetrics?: unknown } | null;
+    if (m?.type === MESSAGE && Array.isArray(m.scopeMetrics)) live.set(worker.id, m.scopeMetrics as ScopeMetrics[]);
+  };
+  const onExit = (worker: { id: number }): void => {
+    const last = live.get(worker.id);
+    live.delete(worker.id);
+    if (last) addAll(retired, last, undefined, interned, true);
+  };
+  c.on('message', onMessage);
+  c.on('exit', onExit);
+
+  return {
+    merge(own) {
+      if (live.size === 0 && retired.size === 0) return own;
+      const scopes = new Map<string, Map<string, Entry>>();
+      addAll(scopes, own.scopeMetrics, 'primary', interned, false);
+      for (const [id, scopeMetrics] of live) addAll(scopes, scopeMetrics, String(id), interned, false);
+      for (const [scopeKey, metrics] of retired) {
+        for (const entry of metrics.values()) {
+          addMetric(scopes, scopeKey, { ...entry.metric, dataPoints: [...entry.points.values()] } as MetricData, undefined, interned);
+        }
+      }
+      if (interned.size > 100_000) interned.clear();
+      return { resource: own.resource, scopeMetrics: toScopeMetrics(scopes) };
+    },
+    stop() {
+      (c as unknown as NodeJS.EventEmitter).off('message', onMessage);
+      (c as unknown as NodeJS.EventEmitter).off('exit', onExit);
+    },
+  };
+}
+
+function scopeKeyOf(s: ScopeMetrics['scope']): string {
+  return `${s.name}\u0000${s.version ?? ''}`;
+}
+
+function addAll(into: Map<string, Map<string, Entry>>, scopeMetrics: ScopeMetrics[], worker: string | undefined, interned: Map<string, Attributes>, onlyCumulative: boolean): void {
+  for (const sm of scopeMetrics) {
+    const key = scopeKeyOf(sm.scope);
+    for (const metric of sm.metrics) {
+      // A dead worker's gauges and up-down counters describe a process that is gone: only monotonic data is kept.
+      if (onlyCumulative && !(metric.dataPointType === HISTOGRAM || (metric.dataPointType === SUM && (metric as { isMonotonic?: boolean }).isMonotonic))) continue;
+      addMetric(into, key, metric, worker, interned);
+    }
+  }
+}
+
+function addMetric(into: Map<string, Map<string, Entry>>, scopeKey: string, metric: MetricData, worker: string | undefined, interned: Map<string, Attributes>): void {
+  let metrics = into.get(scopeKey);
+  if (!metrics) into.set(scopeKey, (metrics = new Map()));
+  let entry = metrics.get(metric.descriptor.name);
+  if (!entry) metrics.set(metric.descriptor.name, (entry = { metric, points: new Map() }));
+  if (entry.metric.dataPointType !== metric.dataPointType) return;
+  const perProcess = metric.dataPointType === GAUGE;
+  for (const point of metric.dataPoints as DataPoint<number | Histogram>[]) {
+    let attrs = point.attributes;
+    if (perProcess && worker !== undefined) attrs = { ...attrs, worker };
+    const key = attributesKey(attrs);
+    const existing = entry.points.get(key);
+    if (existing === undefined || perProcess) {
+      let shared = interned.get(key);
+      if (!shared) interned.set(key, (shared = attrs));
+      entry.points.set(key, { ...point, attributes: shared, value: cloneValue(point.value) });
+      continue;
+    }
+    const mergedValue = add(existing.value, point.value);
+    if (mergedValue === undefined) continue; // histograms with different buckets cannot be summed; the first wins
+    entry.points.set(key, { ...existing, startTime: earlier(existing.startTime, point.startTime), value: mergedValue });
+  }
+}
+
+function attributesKey(attrs: Attributes): string {
+  return JSON.stringify(Object.keys(attrs).sort().map((k) => [k, attrs[k]]));
+}
+
+function cloneValue(v: number | Histogram): number | Histogram {
+  if (typeof v === 'number') return v;
+  return { ...v, buckets: { boundaries: v.buckets.boundaries, counts: [...v.buckets.counts] } };
+}
+
+function add(a: number | Histogram, b: number | Histogram): number | Histogram | undefined {
+  if (typeof a === 'number' && typeof b === 'number') return a + b;
+  if (typeof a === 'number' || typeof b === 'number') return undefined;
+  const ab = a.buckets.boundaries;
+  const bb = b.buckets.boundaries;
+  if (ab.length !== bb.length || ab.some((x, i) => x !== bb[i])) return undefined;
+  const out: Histogram = {
+    buckets: { boundaries: ab, counts: a.buckets.counts.map((c, i) => c + (b.buckets.counts[i] ?? 0)) },
+    count: a.count + b.count,
+  };
+  if (a.sum !== undefined || b.sum !== undefined) out.sum = (a.sum ?? 0) + (b.sum ?? 0);
+  if (a.min !== undefined && b.min !== undefined) out.min = Math.min(a.min, b.min);
+  if (a.max !== undefined && b.max !== undefined) out.max = Math.max(a.max, b.max);
+  return out;
+}
+
+function earlier(a: HrTime, b: HrTime): HrTime {
+  return a[0] < b[0] || (a[0] === b[0] && a[1] <= b[1]) ? a : b;
+}
+
+function toScopeMetrics(scopes: Map<string, Map<string, Entry>>): ScopeMetrics[] {
+  const out: ScopeMetrics[] = [];
+  for (const [key, metrics] of scopes) {
+    const [name, version] = key.split('\u0000') as [string, string];
+    out.push({
+      scope: version ? { name, version } : { name },
+      metrics: [...metrics.values()].map((e) => ({ ...e.metric, dataPoints: [...e.points.values()] }) as MetricData),
+    });
+  }
+  return out;
+}

@@ -1,0 +1,53 @@
+// instrumentation-http (with @opentelemetry/instrumentation under it) is the
+// dearest thing the preload would load, and most services make no outgoing
+// request in their first milliseconds. So it is loaded on the next turn of
+// the event loop, or at once by the first http(s).request/get made before
+// that: stand-ins sit on those four functions until then, so no request goes
+// unmeasured.
+import { syncBuiltinESMExports } from 'node:module';
+import type * as Http from 'node:http';
+
+type Fn = (...args: unknown[]) => unknown;
+const NAMES = ['request', 'get'] as const;
+
+/** Calls `enable` once: at the next turn of the event loop or at the first outgoing request, whichever comes first. Returns the function that cancels it. */
+export function enableOnFirstRequest(enable: () => void): () => void {
+  const modules = [require('node:http'), require('node:https')] as Array<typeof Http>;
+  const originals: Array<[typeof Http, (typeof NAMES)[number], Fn]> = [];
+  let done = false;
+  const restore = (): void => {
+    for (const [mod, name, fn] of originals) {
+      if ((mod[name] as unknown as { promotelStandIn?: true }).promotelStandIn) (mod as unknown as Record<string, Fn>)[name] = fn;
+    }
+  };
+  const run = (): void => {
+    if (done) return;
+    done = true;
+    clearImmediate(timer);
+    restore();
+    enable();
+  };
+  for (const mod of modules) {
+    for (const name of NAMES) {
+      const original = mod[name] as unknown as Fn;
+      originals.push([mod, name, original]);
+      const standIn = function (this: unknown, ...args: unknown[]): unknown {
+        run();
+        // Whatever `enable` put in place (the instrumented function) serves this call.
+        return ((mod as unknown as Record<string, Fn>)[name] as Fn).apply(this, args);
+      };
+      (standIn as unknown as { promotelStandIn: true }).promotelStandIn = true;
+      (mod as unknown as Record<string, Fn>)[name] = standIn;
+    }
+  }
+  syncBuiltinESMExports();
+  // Unref'd: a script that never reaches a second turn never pays for it.
+  const timer = setImmediate(run);
+  timer.unref();
+  return () => {
+    done = true;
+    clearImmediate(timer);
+    restore();
+    syncBuiltinESMExports();
+  };
+}

@@ -1,0 +1,152 @@
+// Aggregation for the HTTP server hook, done here instead of in sdk-metrics:
+// the SDK hashes the attribute object (sort + JSON.stringify) on every
+// record(), which cost more than the rest of a hello-world request. Here each
+// label set is a cell found through small nested maps keyed by the raw values,
+// and the cells reach the reader as a MetricProducer, in the same shape
+// (names, units, attributes, cumulative points, overflow series) the SDK
+// would have produced for the same instruments.
+import type { Attributes, HrTime } from '@opentelemetry/api';
+import type { CollectionResult, MetricData, MetricProducer, ScopeMetrics } from '@opentelemetry/sdk-metrics';
+import { OVERFLOW_ATTRIBUTE, type Exemplar, type ExemplarPoint } from '../exposition/serialize';
+import { DURATION_BUCKETS } from './http-semconv';
+
+// sdk-metrics enums, inlined so that this module loads nothing at run time.
+const HISTOGRAM = 0;
+const SUM = 3;
+const CUMULATIVE = 1;
+const DOUBLE = 1;
+
+export interface HistogramCell {
+  readonly attributes: Attributes;
+  readonly start: HrTime;
+  readonly counts: number[];
+  sum: number;
+  count: number;
+  min: number;
+  max: number;
+  /** Latest exemplar per bucket, only once a request ran under a sampled span. */
+  exemplars: Array<Exemplar | undefined> | undefined;
+}
+
+export interface ActiveCell {
+  readonly attributes: Attributes;
+  readonly start: HrTime;
+  value: number;
+  /** Duration cells of this method and scheme, by `status route version error`. */
+  readonly outcomes: Map<string, HistogramCell>;
+}
+
+function now(): HrTime {
+  const ms = Date.now();
+  return [Math.floor(ms / 1000), (ms % 1000) * 1e6];
+}
+
+export class HttpServerStore implements MetricProducer {
+  private readonly active = new Map<string, ActiveCell>();
+  private readonly durations: HistogramCell[] = [];
+  private durationOverflow: HistogramCell | undefined;
+  private activeOverflow: ActiveCell | undefined;
+
+  /** `limit` is the cardinality limit per metric, overflow series included, as the reader's cardinalitySelector applies it. */
+  constructor(
+    private readonly scope: { name: string; version: string },
+    private readonly limit: number,
+    private readonly withDuration: boolean,
+  ) {}
+
+  activeCell(method: string, scheme: string): ActiveCell {
+    const key = `${method} ${scheme}`;
+    let cell = this.active.get(key);
+    if (cell !== undefined) return cell;
+    if (this.active.size >= this.limit - 1) {
+      this.activeOverflow ??= { attributes: { [OVERFLOW_ATTRIBUTE]: true }, start: now(), value: 0, outcomes: new Map() };
+      return this.activeOverflow;
+    }
+    cell = { attributes: { 'http.request.method': method, 'url.scheme': scheme }, start: now(), value: 0, outcomes: new Map() };
+    this.active.set(key, cell);
+    return cell;
+  }
+
+  /** A new duration cell for attributes no cell has yet, or the overflow cell once the limit is reached. */
+  newDurationCell(attributes: Attributes): HistogramCell {
+    if (this.durations.length >= this.limit - 1) {
+      this.durationOverflow ??= emptyHistogram({ [OVERFLOW_ATTRIBUTE]: true });
+      return this.durationOverflow;
+    }
+    const cell = emptyHistogram(attributes);
+    this.durations.push(cell);
+    return cell;
+  }
+
+  async collect(): Promise<CollectionResult> {
+    const end = now();
+    const metrics: MetricData[] = [];
+    if (this.withDuration) {
+      const cells = this.durationOverflow ? [...this.durations, this.durationOverflow] : this.durations;
+      if (cells.length > 0) {
+        metrics.push({
+          descriptor: { name: 'http.server.request.duration', description: 'Duration of HTTP server requests.', unit: 's', valueType: DOUBLE },
+          aggregationTemporality: CUMULATIVE,
+          dataPointType: HISTOGRAM,
+          dataPoints: cells.map((c) => histogramPoint(c, end)),
+        } as MetricData);
+      }
+    }
+    const active = this.activeOverflow ? [...this.active.values(), this.activeOverflow] : [...this.active.values()];
+    if (active.length > 0) {
+      metrics.push({
+        descriptor: { name: 'http.server.active_requests', description: 'Number of active HTTP server requests.', unit: '{request}', valueType: DOUBLE },
+        aggregationTemporality: CUMULATIVE,
+        dataPointType: SUM,
+        isMonotonic: false,
+        dataPoints: active.map((c) => ({ attributes: c.attributes, startTime: c.start, endTime: end, value: c.value })),
+      } as MetricData);
+    }
+    const scopeMetrics: ScopeMetrics[] = metrics.length ? [{ scope: this.scope, metrics }] : [];
+    // The reader keeps the SDK's resource and ignores this one.
+    return { resourceMetrics: { resource: undefined as never, scopeMetrics }, errors: [] };
+  }
+}
+
+function emptyHistogram(attributes: Attributes): HistogramCell {
+  return {
+    attributes,
+    start: now(),
+    counts: new Array<number>(DURATION_BUCKETS.length + 1).fill(0),
+    sum: 0,
+    count: 0,
+    min: Infinity,
+    max: -Infinity,
+    exemplars: undefined,
+  };
+}
+
+/** Same bucket rule as the SDK: the first boundary >= value. */
+export function recordDuration(cell: HistogramCell, seconds: number, exemplar: Exemplar | undefined): void {
+  if (Number.isNaN(seconds)) return;
+  let i = 0;
+  while (i < DURATION_BUCKETS.length && DURATION_BUCKETS[i]! < seconds) i++;
+  cell.counts[i]!++;
+  cell.count++;
+  cell.sum += seconds;
+  if (seconds < cell.min) cell.min = seconds;
+  if (seconds > cell.max) cell.max = seconds;
+  if (exemplar !== undefined) (cell.exemplars ??= new Array(DURATION_BUCKETS.length + 1))[i] = exemplar;
+}
+
+function histogramPoint(c: HistogramCell, end: HrTime): ExemplarPoint {
+  // Copies: an exporter may hold the data while requests keep counting.
+  return {
+    attributes: c.attributes,
+    startTime: c.start,
+    endTime: end,
+    value: {
+      buckets: { boundaries: DURATION_BUCKETS, counts: c.counts.slice() },
+      sum: c.sum,
+      count: c.count,
+      min: c.count ? c.min : undefined,
+      max: c.count ? c.max : undefined,
+    },
+    exemplars: c.exemplars?.slice(),
+  };
+}

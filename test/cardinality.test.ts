@@ -1,0 +1,48 @@
+// The per-metric cardinality limit, end to end: with PROMOTEL_CARDINALITY_LIMIT=5
+// a metric keeps 4 label sets of its own and folds every later one into the
+// otel_metric_overflow="true" series, for SDK instruments and the HTTP server
+// hook alike; the log says so once, however many scrapes see it.
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { FIXTURES, freePort, get, pythonParse, samplesOf, startApp } from './helpers';
+
+function send(port: number, path: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    request({ host: '127.0.0.1', port, path, agent: false }, (res) => res.resume().on('end', resolve)).on('error', reject).end();
+  });
+}
+
+test('PROMOTEL_CARDINALITY_LIMIT folds extra label sets into one overflow series and warns once', { timeout: 30_000 }, async () => {
+  const [appPort, metricsPort] = [await freePort(), await freePort()];
+  const app = startApp(join(FIXTURES, 'cardinality-app.js'), {
+    env: { PORT: String(appPort), OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1', PROMOTEL_CARDINALITY_LIMIT: '5', PROMOTEL_RUNTIME_METRICS: 'false', PROMOTEL_HOST_METRICS: 'false' },
+  });
+  try {
+    await app.waitFor(/listening/);
+    // Six statuses, one request each, in order: 200..203 get series of their own, 204 and 205 overflow.
+    for (const status of [200, 201, 202, 203, 204, 205]) await send(appPort, `/${status}`);
+    const url = `http://127.0.0.1:${metricsPort}/metrics`;
+    const first = (await get(url)).body;
+    await get(url, { headers: { Accept: 'application/openmetrics-text; version=1.0.0' } });
+    const families = pythonParse((await get(url)).body);
+
+    const jobs = samplesOf(families, 'app_jobs_total').map((s) => [s.labels.kind ?? `overflow=${s.labels.otel_metric_overflow}`, s.value]);
+    assert.deepEqual(jobs.sort(), [['k0', 1], ['k1', 2], ['k2', 3], ['k3', 4], ['overflow=true', 5 + 6 + 7 + 8 + 9 + 10 + 11 + 12 + 13 + 14 + 15 + 16 + 17 + 18 + 19 + 20]].sort());
+
+    const counts = samplesOf(families, 'http_server_request_duration_seconds_count').map((s) => [s.labels.http_response_status_code ?? `overflow=${s.labels.otel_metric_overflow}`, s.value]);
+    assert.deepEqual(counts.sort(), [['200', 1], ['201', 1], ['202', 1], ['203', 1], ['overflow=true', 2]].sort());
+    const overflow = samplesOf(families, 'http_server_request_duration_seconds_count').find((s) => s.labels.otel_metric_overflow === 'true')!;
+    assert.deepEqual(Object.keys(overflow.labels).sort(), ['otel_metric_overflow', 'otel_scope_name', 'otel_scope_version']);
+    assert.match(first, /otel_metric_overflow="true"/);
+
+    const warnings = app.stderr().split('\n').filter((l) => l.includes('reached its cardinality limit'));
+    assert.equal(warnings.filter((l) => l.includes('app.jobs')).length, 1, app.stderr());
+    assert.equal(warnings.filter((l) => l.includes('http.server.request.duration')).length, 1, app.stderr());
+    assert.equal(warnings.length, 2, app.stderr());
+  } finally {
+    app.kill();
+    await app.exited;
+  }
+});

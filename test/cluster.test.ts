@@ -1,0 +1,81 @@
+// node:cluster: one endpoint on the primary with every worker's data.
+// Counters and histograms are summed, gauges kept per worker, and a worker
+// that dies neither takes its counts with it nor leaves its gauges behind.
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { FIXTURES, eventually, freePort, get, pythonParse, samplesOf, startApp, type Family } from './helpers';
+
+const APP = join(FIXTURES, 'cluster-app.js');
+
+function hit(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    request({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => (body += d));
+      res.on('end', () => resolve(body));
+    })
+      .on('error', reject)
+      .end();
+  });
+}
+
+function served(families: Family[]): number {
+  return samplesOf(families, 'http_server_request_duration_seconds_count').reduce((a, s) => a + s.value, 0);
+}
+
+test('3 workers behind one port: the scraped count is exactly N, and never goes down when a worker is killed', async () => {
+  const [appPort, metricsPort] = [await freePort(), await freePort()];
+  const app = startApp(APP, { env: { PORT: String(appPort), WORKERS: '3', PROMOTEL_CLUSTER_PUSH_INTERVAL: '100', OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' } });
+  const scrape = async (): Promise<Family[]> => pythonParse((await get(`http://127.0.0.1:${metricsPort}/metrics`)).body);
+  try {
+    await eventually(async () => (app.stdout().match(/listening/g) ?? []).length === 3, 15_000);
+    const N = 60;
+    const answeredBy = new Set<string>();
+    for (let i = 0; i < N; i++) answeredBy.add(await hit(appPort));
+    assert.ok(answeredBy.size >= 2, `requests reached ${[...answeredBy].join(', ')}: the test needs the load spread`);
+
+    let families = await eventually(async () => {
+      const f = await scrape();
+      return served(f) === N ? f : undefined;
+    }, 10_000);
+    // Gauges are per process: the primary and each worker.
+    const workers = samplesOf(families, 'process_memory_usage_bytes').map((s) => s.labels.worker).sort();
+    assert.deepEqual(workers, ['1', '2', '3', 'primary']);
+    assert.equal(samplesOf(families, 'http_server_active_requests').filter((s) => s.value !== 0).length, 0);
+    assert.equal(app.stderr(), '');
+
+    const victim = /worker 2 pid (\d+) listening/.exec(app.stdout());
+    assert.ok(victim, app.stdout());
+    process.kill(Number(victim[1]), 'SIGKILL');
+    await app.waitFor(/worker 2 exited SIGKILL/);
+    await app.waitFor(/worker 4 pid \d+ listening/);
+    for (let i = 0; i < 10; i++) {
+      families = await scrape();
+      assert.ok(served(families) >= N, `count went down to ${served(families)} after a worker died`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const M = 30;
+    for (let i = 0; i < M; i++) await hit(appPort);
+    families = await eventually(async () => {
+      const f = await scrape();
+      return served(f) === N + M ? f : undefined;
+    }, 10_000);
+    // The dead worker's gauges are gone, its replacement's are there.
+    assert.deepEqual(samplesOf(families, 'process_memory_usage_bytes').map((s) => s.labels.worker).sort(), ['1', '3', '4', 'primary']);
+  } finally {
+    app.kill();
+  }
+});
+
+test('workers that leave the cluster still exit by themselves, and so does the primary, as without the agent', async () => {
+  for (const preload of ['none', 'require'] as const) {
+    const app = startApp(APP, { preload, env: { WORKERS: '2', IDLE_WORKERS: '1', NO_RESPAWN: '1', PROMOTEL_CLUSTER_PUSH_INTERVAL: '100', OTEL_EXPORTER_PROMETHEUS_PORT: '0', OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' } });
+    const exit = await Promise.race([app.exited, new Promise((r) => setTimeout(() => r('still running after 15 s'), 15_000))]);
+    app.kill();
+    assert.deepEqual(exit, { code: 0, signal: null }, preload);
+    assert.match(app.stdout(), /worker 1 exited 0/);
+    assert.match(app.stdout(), /worker 2 exited 0/);
+  }
+});

@@ -1,0 +1,70 @@
+// Exemplars: when the application traces (here a real sdk-trace-base tracer
+// with the async-hooks context manager), the HTTP server duration histogram
+// carries the trace and span of the request in OpenMetrics, on the bucket the
+// duration fell in; the text format, which has no exemplars, stays plain.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import { context, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
+import { start } from '../src/agent';
+import { get } from './helpers';
+
+const PARSE = `
+import sys, json
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+out = []
+for f in text_string_to_metric_families(sys.stdin.read()):
+    for s in f.samples:
+        if s.exemplar:
+            out.append([s.name, s.labels, s.exemplar.labels, s.exemplar.value])
+json.dump(out, sys.stdout)
+`;
+
+test('a request served under a sampled span leaves its trace as an exemplar', { timeout: 30_000 }, async () => {
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  const tracer = new BasicTracerProvider().getTracer('exemplar-test');
+  trace.setGlobalTracerProvider(new BasicTracerProvider());
+  const agent = start({ port: 0, host: '127.0.0.1', runtimeMetrics: false, hostMetrics: false }, {})!;
+  const address = (await agent.listening)!;
+  const ids: string[] = [];
+  const app: Server = createServer((req, res) => {
+    if (req.url === '/untraced') {
+      res.end('plain');
+      return;
+    }
+    tracer.startActiveSpan('handle', (span) => {
+      ids.push(`${span.spanContext().traceId}/${span.spanContext().spanId}`);
+      res.end('traced');
+      span.end();
+    });
+  });
+  await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+  try {
+    const port = (app.address() as AddressInfo).port;
+    const send = (path: string): Promise<void> =>
+      new Promise((resolve, reject) => request({ host: '127.0.0.1', port, path, agent: false }, (res) => res.resume().on('end', resolve)).on('error', reject).end());
+    await send('/untraced');
+    await send('/traced');
+    const url = `http://127.0.0.1:${address.port}/metrics`;
+    const om = (await get(url, { headers: { Accept: 'application/openmetrics-text; version=1.0.0' } })).body;
+    const res = spawnSync('/usr/bin/python3', ['-c', PARSE], { input: om, encoding: 'utf8', timeout: 30_000 });
+    assert.equal(res.status, 0, res.stderr);
+    const exemplars = JSON.parse(res.stdout) as Array<[string, Record<string, string>, Record<string, string>, number]>;
+    assert.equal(exemplars.length, 1, res.stdout);
+    const [name, labels, ex, value] = exemplars[0]!;
+    assert.equal(name, 'http_server_request_duration_seconds_bucket');
+    assert.equal(`${ex.trace_id}/${ex.span_id}`, ids[0]);
+    assert.ok(value > 0 && value <= Number(labels.le), `exemplar ${value} outside its bucket le=${labels.le}`);
+    assert.equal(labels.http_response_status_code, '200');
+
+    const text = (await get(url)).body;
+    assert.doesNotMatch(text, /trace_id/);
+  } finally {
+    app.close();
+    await agent.shutdown();
+  }
+});
