@@ -8,6 +8,7 @@ import { diag, DiagLogLevel, metrics, type Meter } from '@opentelemetry/api';
 import type { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { clusterRole, createAggregator, PRIMARY_MARK, pushToPrimary } from './cluster';
 import { readConfig, type Config } from './config';
+import { startOtlpPush } from './exporters/otlp';
 import { PullReader } from './exposition/reader';
 import { hostUnitOverrides, enableHostMetrics } from './instrumentations/host';
 import { enableHttpServerMetrics } from './instrumentations/http-server';
@@ -90,32 +91,50 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
   }).unref();
 
   let endpoint: MetricsServer | undefined;
+  let otlp: ReturnType<typeof startOtlpPush> | undefined;
   const role = clusterRole(env);
-  if (config.exporters.includes('prometheus') && role === 'worker') {
-    // The primary serves one endpoint for the whole cluster; this worker reports to it.
+  if (config.exporters.length > 0 && role === 'worker') {
+    // The primary serves and pushes for the whole cluster; this worker reports to it.
     guard('cluster reporting', 'OTEL_METRICS_EXPORTER', () => {
       stops.push(pushToPrimary(() => reader.collect().then((r) => r.resourceMetrics), config.clusterPushIntervalMs));
     });
-  } else if (config.exporters.includes('prometheus')) {
-    guard('the metrics endpoint', 'OTEL_METRICS_EXPORTER', () => {
-      endpoint = serveMetrics({
-        host: config.host,
-        port: config.port,
-        scrape: (om) => reader.scrape(om),
-        exclusive: role === 'orphan-worker',
-        hint:
-          role === 'orphan-worker'
-            ? 'for each worker: this is a cluster worker whose primary runs without promotel (as under pm2); preload promotel in the primary too and it serves every worker on one port'
-            : undefined,
-      });
-      if (role === 'single') {
+  } else if (config.exporters.length > 0) {
+    if (role === 'single') {
+      guard('cluster aggregation', 'OTEL_METRICS_EXPORTER', () => {
         // Any worker this process forks with node:cluster will find the mark and report here.
         process.env[PRIMARY_MARK] = String(process.pid);
         const aggregator = createAggregator();
         reader.merge = aggregator.merge;
         stops.push(aggregator.stop);
-      }
-    });
+      });
+    }
+    if (config.exporters.includes('prometheus')) {
+      guard('the metrics endpoint', 'OTEL_METRICS_EXPORTER', () => {
+        endpoint = serveMetrics({
+          host: config.host,
+          port: config.port,
+          scrape: (om) => reader.scrape(om),
+          exclusive: role === 'orphan-worker',
+          hint:
+            role === 'orphan-worker'
+              ? 'for each worker: this is a cluster worker whose primary runs without promotel (as under pm2); preload promotel in the primary too and it serves every worker on one port'
+              : undefined,
+        });
+      });
+    }
+    if (config.exporters.includes('otlp')) {
+      guard('OTLP push', 'OTEL_METRICS_EXPORTER', () => {
+        otlp = startOtlpPush(
+          {
+            protocol: config.otlpProtocol,
+            intervalMs: config.exportIntervalMs,
+            timeoutMs: config.otlpTimeoutMs,
+            collect: () => reader.collect().then((r) => (reader.merge ? reader.merge(r.resourceMetrics) : r.resourceMetrics)),
+          },
+          env,
+        );
+      });
+    }
   }
 
   const agent: Agent = {
@@ -133,6 +152,7 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
           log.debug(`stopping an instrumentation failed: ${log.describeError(err)}`);
         }
       }
+      await otlp?.stop();
       await endpoint?.close();
       await meterProvider.shutdown().catch((err: unknown) => log.debug(`MeterProvider shutdown: ${log.describeError(err)}`));
       metrics.disable();

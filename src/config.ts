@@ -21,6 +21,9 @@ export interface Config {
   httpServerHook: HttpServerHook;
   cardinalityLimit: number;
   clusterPushIntervalMs: number;
+  otlpProtocol: 'http/protobuf' | 'http/json';
+  exportIntervalMs: number;
+  otlpTimeoutMs: number;
 }
 
 export const DEFAULTS: Readonly<Config> = Object.freeze({
@@ -37,6 +40,9 @@ export const DEFAULTS: Readonly<Config> = Object.freeze({
   httpServerHook: 'diagnostics_channel' as HttpServerHook,
   cardinalityLimit: 2000,
   clusterPushIntervalMs: 1000,
+  otlpProtocol: 'http/protobuf' as const,
+  exportIntervalMs: 60_000,
+  otlpTimeoutMs: 5000,
 });
 
 /** Every variable the agent reads, with its default and meaning: the README's table is checked against this list. */
@@ -46,7 +52,12 @@ export const VARIABLES: ReadonlyArray<{ name: string; default: string; meaning: 
   { name: 'OTEL_RESOURCE_ATTRIBUTES', default: '(empty)', meaning: '`key=value,...` added to the resource (`target_info`)' },
   { name: 'OTEL_EXPORTER_PROMETHEUS_HOST', default: '0.0.0.0', meaning: 'address the metrics endpoint listens on' },
   { name: 'OTEL_EXPORTER_PROMETHEUS_PORT', default: '9000', meaning: 'port of the metrics endpoint (0 picks a free one)' },
-  { name: 'OTEL_METRICS_EXPORTER', default: 'prometheus', meaning: '`prometheus`, or `none` to serve nothing' },
+  { name: 'OTEL_METRICS_EXPORTER', default: 'prometheus', meaning: '`prometheus` (the pull endpoint), `otlp` (push), both as `prometheus,otlp`, or `none`' },
+  { name: 'OTEL_EXPORTER_OTLP_ENDPOINT', default: 'http://localhost:4318', meaning: 'with `otlp`: the collector; `/v1/metrics` is appended (`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` is used as is)' },
+  { name: 'OTEL_EXPORTER_OTLP_PROTOCOL', default: 'http/protobuf', meaning: 'with `otlp`: `http/protobuf` or `http/json` (`OTEL_EXPORTER_OTLP_METRICS_PROTOCOL` wins)' },
+  { name: 'OTEL_EXPORTER_OTLP_TIMEOUT', default: '5000', meaning: 'with `otlp`: ms one export may take, retries included (`OTEL_EXPORTER_OTLP_METRICS_TIMEOUT` wins); it bounds how long a finished app waits for its last push' },
+  { name: 'OTEL_EXPORTER_OTLP_HEADERS', default: '(empty)', meaning: 'with `otlp`: `key=value,...` sent with each export (`OTEL_EXPORTER_OTLP_METRICS_HEADERS` too)' },
+  { name: 'OTEL_METRIC_EXPORT_INTERVAL', default: '60000', meaning: 'with `otlp`: ms between pushes' },
   { name: 'OTEL_LOG_LEVEL', default: 'warn', meaning: '`none`, `error`, `warn`, `info`, `debug`, `verbose`, `all`' },
   { name: 'PROMOTEL_HTTP_METRICS', default: 'true', meaning: 'HTTP server and client metrics' },
   { name: 'PROMOTEL_HTTP_SERVER_HOOK', default: 'diagnostics_channel', meaning: 'how server requests are timed: `diagnostics_channel` (fast) or `instrumentation-http` (the stock OTel patch)' },
@@ -112,10 +123,9 @@ export function readConfig(env: Env = process.env): { config: Config; warnings: 
       const v = raw.trim().toLowerCase();
       if (v === 'prometheus') chosen.add('prometheus');
       else if (v === 'none') none = true;
-      else if (v === 'otlp') {
-        warnings.push(`OTEL_METRICS_EXPORTER=${JSON.stringify(exporters)} names otlp, which this version of promotel does not push yet: scrape :${config.port} or forward with the Collector config in otel-collector/`);
-      } else if (v !== '') {
-        bad('OTEL_METRICS_EXPORTER', exporters, 'use prometheus or none', 'prometheus');
+      else if (v === 'otlp') chosen.add('otlp');
+      else if (v !== '') {
+        bad('OTEL_METRICS_EXPORTER', exporters, 'use prometheus, otlp, both separated by a comma, or none', 'prometheus');
         chosen.add('prometheus');
       }
     }
@@ -139,12 +149,27 @@ export function readConfig(env: Env = process.env): { config: Config; warnings: 
     else bad('PROMOTEL_CARDINALITY_LIMIT', limit, 'use a whole number from 2 to 1000000', String(DEFAULTS.cardinalityLimit));
   }
 
-  const push = env.PROMOTEL_CLUSTER_PUSH_INTERVAL?.trim();
-  if (push) {
-    const n = Number(push);
-    if (/^\d+$/.test(push) && n >= 50 && n <= 600_000) config.clusterPushIntervalMs = n;
-    else bad('PROMOTEL_CLUSTER_PUSH_INTERVAL', push, 'use milliseconds from 50 to 600000', String(DEFAULTS.clusterPushIntervalMs));
+  const protocolVar = env.OTEL_EXPORTER_OTLP_METRICS_PROTOCOL?.trim() ? 'OTEL_EXPORTER_OTLP_METRICS_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL';
+  const protocol = env[protocolVar]?.trim();
+  if (protocol) {
+    if (protocol === 'http/protobuf' || protocol === 'http/json') config.otlpProtocol = protocol;
+    else if (protocol === 'grpc') warnings.push(`${protocolVar}="grpc" is not supported by promotel: use http/protobuf (the Collector's port 4318); using http/protobuf`);
+    else bad(protocolVar, protocol, 'use http/protobuf or http/json', DEFAULTS.otlpProtocol);
   }
+
+  const millis = (name: string, min: number, max: number, fallback: number): number => {
+    const raw = env[name]?.trim();
+    if (!raw) return fallback;
+    const n = Number(raw);
+    if (/^\d+$/.test(raw) && n >= min && n <= max) return n;
+    bad(name, raw, `use milliseconds from ${min} to ${max}`, String(fallback));
+    return fallback;
+  };
+  config.exportIntervalMs = millis('OTEL_METRIC_EXPORT_INTERVAL', 100, 86_400_000, DEFAULTS.exportIntervalMs);
+  const timeoutVar = env.OTEL_EXPORTER_OTLP_METRICS_TIMEOUT?.trim() ? 'OTEL_EXPORTER_OTLP_METRICS_TIMEOUT' : 'OTEL_EXPORTER_OTLP_TIMEOUT';
+  config.otlpTimeoutMs = millis(timeoutVar, 100, 600_000, DEFAULTS.otlpTimeoutMs);
+
+  config.clusterPushIntervalMs = millis('PROMOTEL_CLUSTER_PUSH_INTERVAL', 50, 600_000, DEFAULTS.clusterPushIntervalMs);
 
   return { config, warnings };
 }

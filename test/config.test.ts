@@ -67,16 +67,35 @@ test('each bad PROMOTEL_* or boolean value is named with its fix', () => {
   ]);
 });
 
-test('OTEL_METRICS_EXPORTER: prometheus and none are understood, otlp is named as not pushed', () => {
+test('OTEL_METRICS_EXPORTER: prometheus, otlp, both, or none', () => {
   assert.deepEqual(readConfig({ OTEL_METRICS_EXPORTER: 'prometheus' }).config.exporters, ['prometheus']);
   assert.deepEqual(readConfig({ OTEL_METRICS_EXPORTER: ' none ' }).config.exporters, []);
-  const otlp = readConfig({ OTEL_METRICS_EXPORTER: 'prometheus,otlp' });
-  assert.deepEqual(otlp.config.exporters, ['prometheus']);
-  assert.equal(otlp.warnings.length, 1);
-  assert.match(otlp.warnings[0]!, /OTEL_METRICS_EXPORTER="prometheus,otlp" names otlp/);
+  assert.deepEqual(readConfig({ OTEL_METRICS_EXPORTER: 'otlp' }).config.exporters, ['otlp']);
+  const both = readConfig({ OTEL_METRICS_EXPORTER: 'prometheus, OTLP' });
+  assert.deepEqual(both.config.exporters, ['prometheus', 'otlp']);
+  assert.deepEqual(both.warnings, []);
   const bad = readConfig({ OTEL_METRICS_EXPORTER: 'zipkin' });
   assert.deepEqual(bad.config.exporters, ['prometheus']);
-  assert.deepEqual(bad.warnings, ['OTEL_METRICS_EXPORTER="zipkin" is invalid: use prometheus or none; using prometheus']);
+  assert.deepEqual(bad.warnings, ['OTEL_METRICS_EXPORTER="zipkin" is invalid: use prometheus, otlp, both separated by a comma, or none; using prometheus']);
+});
+
+test('OTLP settings: protocol, interval and timeout, the *_METRICS_* variants winning', () => {
+  const { config, warnings } = readConfig({
+    OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+    OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: 'http/json',
+    OTEL_METRIC_EXPORT_INTERVAL: '250',
+    OTEL_EXPORTER_OTLP_TIMEOUT: '9000',
+    OTEL_EXPORTER_OTLP_METRICS_TIMEOUT: '1500',
+  });
+  assert.deepEqual(warnings, []);
+  assert.deepEqual([config.otlpProtocol, config.exportIntervalMs, config.otlpTimeoutMs], ['http/json', 250, 1500]);
+  const grpc = readConfig({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc', OTEL_METRIC_EXPORT_INTERVAL: 'often' });
+  assert.equal(grpc.config.otlpProtocol, 'http/protobuf');
+  assert.equal(grpc.config.exportIntervalMs, 60_000);
+  assert.deepEqual(grpc.warnings, [
+    'OTEL_EXPORTER_OTLP_PROTOCOL="grpc" is not supported by promotel: use http/protobuf (the Collector\'s port 4318); using http/protobuf',
+    'OTEL_METRIC_EXPORT_INTERVAL="often" is invalid: use milliseconds from 100 to 86400000; using 60000',
+  ]);
 });
 
 test('OTEL_RESOURCE_ATTRIBUTES: pairs without a key or with bad percent-encoding are rejected, the rest kept', () => {

@@ -1,0 +1,101 @@
+// OTLP push, beside or instead of the pull endpoint
+// (OTEL_METRICS_EXPORTER=prometheus,otlp or =otlp). It pushes what a scrape
+// would see, from the same reader, so the HTTP fast path and a cluster's
+// workers are included.
+//
+// Never harm the host: the timer is unref'd; one export runs at a time and a
+// tick that finds one in flight is skipped (data is cumulative, so nothing is
+// lost, and an unreachable collector costs no growing queue); the exporter's
+// own retries back off; a failure streak is one warning, its end one info
+// line. At a natural exit (beforeExit) the last data is pushed once, within
+// the export timeout. A signal that kills the process is not delayed: no
+// signal handler is added.
+import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import { describeError, info, warn } from '../log';
+
+export type OtlpProtocol = 'http/protobuf' | 'http/json';
+
+export interface OtlpOptions {
+  protocol: OtlpProtocol;
+  intervalMs: number;
+  /** Upper bound of one export, retries included. */
+  timeoutMs: number;
+  collect: () => Promise<ResourceMetrics>;
+}
+
+interface Exporter {
+  export(metrics: ResourceMetrics, done: (result: { code: number; error?: Error }) => void): void;
+  shutdown(): Promise<void>;
+}
+
+const SUCCESS = 0;
+
+/** Where the exporter will send, computed as the OTLP exporter does, so the warning can name it. */
+export function otlpEndpoint(env: NodeJS.ProcessEnv): string {
+  const specific = env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT?.trim();
+  if (specific) return specific;
+  const base = env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
+  if (base) return `${base.replace(/\/+$/, '')}/v1/metrics`;
+  return 'http://localhost:4318/v1/metrics';
+}
+
+export function startOtlpPush(options: OtlpOptions, env: NodeJS.ProcessEnv = process.env): { flush(): Promise<void>; stop(): Promise<void> } {
+  const config = { timeoutMillis: options.timeoutMs };
+  const exporter: Exporter =
+    options.protocol === 'http/json'
+      ? new (require('@opentelemetry/exporter-metrics-otlp-http') as typeof import('@opentelemetry/exporter-metrics-otlp-http')).OTLPMetricExporter(config)
+      : new (require('@opentelemetry/exporter-metrics-otlp-proto') as typeof import('@opentelemetry/exporter-metrics-otlp-proto')).OTLPMetricExporter(config);
+  const endpoint = otlpEndpoint(env);
+  let inFlight: Promise<void> | undefined;
+  let failing = false;
+  let stopped = false;
+
+  const push = (): Promise<void> => {
+    if (inFlight) return inFlight;
+    inFlight = options
+      .collect()
+      .then(
+        (data) =>
+          new Promise<void>((resolve) => {
+            exporter.export(data, (result) => {
+              if (result.code === SUCCESS) {
+                if (failing) info(`OTLP export to ${endpoint} works again`);
+                failing = false;
+              } else if (!failing) {
+                failing = true;
+                warn(`OTLP export to ${endpoint} failed: ${describeError(result.error ?? 'unknown error')}; retrying every ${options.intervalMs} ms with backoff, the application is unaffected: check OTEL_EXPORTER_OTLP_ENDPOINT and that a collector listens there`);
+              }
+              resolve();
+            });
+          }),
+      )
+      .catch((err: unknown) => {
+        if (!failing) warn(`OTLP export could not collect metrics: ${describeError(err)}`);
+        failing = true;
+      })
+      .finally(() => (inFlight = undefined));
+    return inFlight;
+  };
+
+  const timer = setInterval(() => void push(), options.intervalMs);
+  timer.unref();
+  let flushedAtExit = false;
+  const onBeforeExit = (): void => {
+    if (flushedAtExit || stopped) return;
+    flushedAtExit = true;
+    void push();
+  };
+  process.on('beforeExit', onBeforeExit);
+
+  return {
+    flush: push,
+    async stop() {
+      if (stopped) return;
+      clearInterval(timer);
+      process.off('beforeExit', onBeforeExit);
+      await push();
+      stopped = true;
+      await exporter.shutdown().catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,188 @@
+// OTLP push (OTEL_METRICS_EXPORTER=otlp or prometheus,otlp) against a fake
+// collector on 127.0.0.1: exact values arrive, the exporter backs off on 503,
+// an unreachable collector is one warning and nothing else, and a finishing
+// batch job pushes its last numbers within a bounded time.
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { FIXTURES, eventually, freePort, get, startApp } from './helpers';
+
+interface Received {
+  at: number;
+  path: string;
+  contentType: string;
+  body: Buffer;
+}
+
+async function collector(statuses: number[] = []): Promise<{ server: Server; url: string; received: Received[] }> {
+  const received: Received[] = [];
+  const server = createServer((req: IncomingMessage, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      received.push({ at: Date.now(), path: req.url ?? '', contentType: req.headers['content-type'] ?? '', body: Buffer.concat(chunks) });
+      res.statusCode = statuses.shift() ?? 200;
+      res.end(res.statusCode === 200 ? '{}' : 'busy');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  return { server, url: `http://127.0.0.1:${port}`, received };
+}
+
+interface JsonPoint {
+  asInt?: string | number;
+  asDouble?: number;
+  count?: string | number;
+  attributes?: Array<{ key: string; value: Record<string, unknown> }>;
+}
+interface JsonMetric {
+  name: string;
+  sum?: { dataPoints: JsonPoint[] };
+  histogram?: { dataPoints: JsonPoint[] };
+}
+
+/** metric name -> its data points, from an OTLP/JSON export body. */
+function metricsOf(body: Buffer): Map<string, JsonPoint[]> {
+  const doc = JSON.parse(body.toString()) as { resourceMetrics: Array<{ scopeMetrics: Array<{ metrics: JsonMetric[] }> }> };
+  const out = new Map<string, JsonPoint[]>();
+  for (const rm of doc.resourceMetrics) for (const sm of rm.scopeMetrics) for (const m of sm.metrics) out.set(m.name, (m.sum ?? m.histogram)?.dataPoints ?? []);
+  return out;
+}
+
+const agentLines = (stderr: string): string[] => stderr.split('\n').filter((l) => l.startsWith('promotel '));
+
+test('http/json: the app counter and the HTTP histogram arrive with exact values, and :9000 still serves', async () => {
+  const otel = await collector();
+  const [appPort, metricsPort] = [await freePort(), await freePort()];
+  const app = startApp(join(FIXTURES, 'otlp-app.js'), {
+    env: {
+      PORT: String(appPort),
+      OTEL_METRICS_EXPORTER: 'prometheus,otlp',
+      OTEL_EXPORTER_OTLP_ENDPOINT: otel.url,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_METRIC_EXPORT_INTERVAL: '200',
+      OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort),
+      OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1',
+    },
+  });
+  try {
+    await app.waitFor(/listening/);
+    for (let i = 0; i < 3; i++) await get(`http://127.0.0.1:${appPort}/`);
+    const last = await eventually(async () => {
+      const r = otel.received.at(-1);
+      if (!r) return undefined;
+      const m = metricsOf(r.body);
+      const count = (m.get('http.server.request.duration') ?? []).reduce((a, p) => a + Number(p.count), 0);
+      return count === 3 ? m : undefined;
+    }, 10_000);
+    assert.equal(otel.received[0]!.path, '/v1/metrics');
+    assert.match(otel.received[0]!.contentType, /^application\/json/);
+    const jobs = last.get('jobs.done')!;
+    assert.equal(jobs.length, 1);
+    assert.equal(Number(jobs[0]!.asInt ?? jobs[0]!.asDouble), 4);
+    assert.deepEqual(jobs[0]!.attributes, [{ key: 'queue', value: { stringValue: 'mail' } }]);
+    assert.match((await get(`http://127.0.0.1:${metricsPort}/metrics`)).body, /^jobs_done_total\{queue="mail",otel_scope_name="jobs"\} 4$/m);
+    assert.deepEqual(agentLines(app.stderr()), []);
+  } finally {
+    app.kill();
+    otel.server.close();
+  }
+});
+
+test('http/protobuf is the default protocol; OTEL_METRICS_EXPORTER=otlp alone opens no port', async () => {
+  const otel = await collector();
+  const [appPort, metricsPort] = [await freePort(), await freePort()];
+  const app = startApp(join(FIXTURES, 'otlp-app.js'), {
+    env: { PORT: String(appPort), OTEL_METRICS_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: otel.url, OTEL_METRIC_EXPORT_INTERVAL: '200', OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort) },
+  });
+  try {
+    await app.waitFor(/listening/);
+    const r = await eventually(async () => otel.received[0], 10_000);
+    assert.equal(r.contentType, 'application/x-protobuf');
+    assert.ok(r.body.includes(Buffer.from('jobs.done')), 'the protobuf body names the app counter');
+    await assert.rejects(get(`http://127.0.0.1:${metricsPort}/metrics`));
+  } finally {
+    app.kill();
+    otel.server.close();
+  }
+});
+
+test('a collector answering 503 is retried with backoff until it takes the data, without a warning', async () => {
+  const otel = await collector([503, 503]);
+  const appPort = await freePort();
+  const app = startApp(join(FIXTURES, 'otlp-app.js'), {
+    env: { PORT: String(appPort), OTEL_METRICS_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: otel.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_METRIC_EXPORT_INTERVAL: '300', OTEL_EXPORTER_OTLP_TIMEOUT: '10000' },
+  });
+  try {
+    await app.waitFor(/listening/);
+    await eventually(async () => otel.received.length >= 3, 15_000);
+    const [a, b, c] = otel.received;
+    // The exporter's backoff starts near 1 s (with jitter) and grows; our own 300 ms ticks are skipped while it retries.
+    assert.ok(b!.at - a!.at >= 700, `first retry after ${b!.at - a!.at} ms`);
+    assert.ok(c!.at - b!.at >= 1000, `second retry after ${c!.at - b!.at} ms`);
+    assert.deepEqual(agentLines(app.stderr()), []);
+  } finally {
+    app.kill();
+    otel.server.close();
+  }
+});
+
+test('an unreachable collector: one warning naming it, and the app serves as before', async () => {
+  const deadPort = await freePort();
+  const [appPort, metricsPort] = [await freePort(), await freePort()];
+  const app = startApp(join(FIXTURES, 'otlp-app.js'), {
+    env: {
+      PORT: String(appPort),
+      OTEL_METRICS_EXPORTER: 'prometheus,otlp',
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${deadPort}`,
+      OTEL_METRIC_EXPORT_INTERVAL: '100',
+      OTEL_EXPORTER_OTLP_TIMEOUT: '300',
+      OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort),
+      OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1',
+    },
+  });
+  try {
+    await app.waitFor(/listening/);
+    await app.waitFor(/OTLP export/);
+    for (let i = 0; i < 20; i++) {
+      assert.equal((await get(`http://127.0.0.1:${appPort}/`)).body, 'ok\n');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal((await get(`http://127.0.0.1:${metricsPort}/metrics`)).status, 200);
+    assert.deepEqual(agentLines(app.stderr()), [
+      `promotel warn: OTLP export to http://127.0.0.1:${deadPort}/v1/metrics failed: ${agentLines(app.stderr())[0]!.split(' failed: ')[1]!.split(';')[0]}; retrying every 100 ms with backoff, the application is unaffected: check OTEL_EXPORTER_OTLP_ENDPOINT and that a collector listens there`,
+    ]);
+  } finally {
+    app.kill();
+  }
+});
+
+test('a batch job that ends pushes its last numbers at exit; with no collector it still exits promptly', async () => {
+  const otel = await collector();
+  const job = startApp(join(FIXTURES, 'otlp-batch.js'), {
+    env: { OTEL_METRICS_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: otel.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_METRIC_EXPORT_INTERVAL: '60000' },
+  });
+  try {
+    assert.deepEqual(await job.exited, { code: 0, signal: null });
+    assert.equal(otel.received.length, 1);
+    const [point] = metricsOf(otel.received[0]!.body).get('batch.items')!;
+    assert.equal(Number(point!.asInt ?? point!.asDouble), 7);
+  } finally {
+    job.kill();
+    otel.server.close();
+  }
+
+  const deadPort = await freePort();
+  const started = Date.now();
+  const orphan = startApp(join(FIXTURES, 'otlp-batch.js'), {
+    env: { OTEL_METRICS_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${deadPort}`, OTEL_EXPORTER_OTLP_TIMEOUT: '1000' },
+  });
+  const exit = await Promise.race([orphan.exited, new Promise((r) => setTimeout(() => r('still running after 10 s'), 10_000))]);
+  orphan.kill();
+  assert.deepEqual(exit, { code: 0, signal: null });
+  // Bounded by OTEL_EXPORTER_OTLP_TIMEOUT (1 s) plus process start-up, far below the 10 s an unbounded retry would take.
+  assert.ok(Date.now() - started < 6000, `exit took ${Date.now() - started} ms`);
+  assert.equal(agentLines(orphan.stderr()).length, 1);
+});
