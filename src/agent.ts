@@ -11,6 +11,7 @@ import { readConfig, type Config } from './config';
 import { startOtlpPush } from './exporters/otlp';
 import { PullReader } from './exposition/reader';
 import { hostUnitOverrides, enableHostMetrics } from './instrumentations/host';
+import { enableFetchMetrics } from './instrumentations/http-fetch';
 import { enableHttpServerMetrics } from './instrumentations/http-server';
 import { enableOtelHttp } from './instrumentations/http-otel';
 import { enableOnFirstRequest } from './instrumentations/http-client-lazy';
@@ -65,6 +66,7 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
         }),
       );
     });
+    guard('fetch() metrics', 'PROMOTEL_HTTP_METRICS', () => stops.push(enableFetchMetrics(meter)));
     const client = (): void =>
       guard('HTTP client metrics', 'PROMOTEL_HTTP_METRICS', () => {
         stops.push(enableOtelHttp(meterProvider, { server: serverHook === 'instrumentation-http' }));

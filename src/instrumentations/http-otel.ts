@@ -19,6 +19,8 @@ export function enableOtelHttp(meterProvider: MeterProvider, options: { server: 
     new HttpInstrumentation({
       disableIncomingRequestInstrumentation: !options.server,
       ignoreIncomingRequestHook: (req) => ownServers.has((req.socket as unknown as { server?: object }).server ?? {}),
+      // Telemetry about telemetry: the OTLP exporters' own pushes are not the app's traffic.
+      ignoreOutgoingRequestHook: (options) => /OTel-OTLP-Exporter-JavaScript/.test(String((options.headers as Record<string, unknown> | undefined)?.['User-Agent'] ?? '')),
     }),
   ];
   if (options.server) {

@@ -1,0 +1,83 @@
+// Outgoing requests made with fetch() (Node's bundled undici), which
+// instrumentation-http does not see. undici publishes its lifecycle on
+// node:diagnostics_channel, so no patching is needed here either.
+//
+// Metric table (OTel stable HTTP semantic conventions, same instrument name as instrumentation-http's):
+// | OTel name                      | type      | unit | attributes |
+// | http.client.request.duration   | histogram | s    | http.request.method, server.address, server.port, url.scheme, http.response.status_code, error.type |
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import type { Attributes, Meter } from '@opentelemetry/api';
+import { describeError, warnOnce } from '../log';
+import { DURATION_BUCKETS, normalizeMethod } from './http-semconv';
+
+interface UndiciRequest {
+  origin?: string | URL;
+  method?: string;
+  path?: string;
+  headers?: unknown;
+}
+
+interface Pending {
+  start: number;
+  attributes: Attributes;
+}
+
+export function enableFetchMetrics(meter: Meter): () => void {
+  const duration = meter.createHistogram('http.client.request.duration', {
+    description: 'Duration of HTTP client requests.',
+    unit: 's',
+    advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+  });
+  const pending = new WeakMap<object, Pending>();
+
+  const guarded =
+    <T>(fn: (message: T) => void) =>
+    (message: unknown): void => {
+      // A throw in a diagnostics_channel subscriber would surface in the app as an uncaught exception.
+      try {
+        fn(message as T);
+      } catch (err) {
+        warnOnce(`fetch:${describeError(err)}`, `fetch() metrics skipped a request: ${describeError(err)}; the request itself went on`);
+      }
+    };
+
+  const finish = (request: object, extra: Attributes): void => {
+    const p = pending.get(request);
+    if (!p) return;
+    pending.delete(request);
+    duration.record((performance.now() - p.start) / 1000, { ...p.attributes, ...extra });
+  };
+
+  const onCreate = guarded<{ request: UndiciRequest }>(({ request }) => {
+    const origin = new URL(String(request.origin));
+    const scheme = origin.protocol.replace(':', '');
+    const port = origin.port ? Number(origin.port) : scheme === 'https' ? 443 : 80;
+    pending.set(request, {
+      start: performance.now(),
+      attributes: { 'http.request.method': normalizeMethod(request.method), 'server.address': origin.hostname, 'server.port': port, 'url.scheme': scheme },
+    });
+  });
+  const onHeaders = guarded<{ request: UndiciRequest; response: { statusCode: number } }>(({ request, response }) => {
+    const p = pending.get(request);
+    if (!p) return;
+    const status = response.statusCode;
+    p.attributes = { ...p.attributes, 'http.response.status_code': status, ...(status >= 400 ? { 'error.type': String(status) } : {}) };
+  });
+  const onDone = guarded<{ request: UndiciRequest }>(({ request }) => finish(request, {}));
+  const onError = guarded<{ request: UndiciRequest; error: Error & { code?: string } }>(({ request, error }) => {
+    // A request the app aborted on purpose is not an error (semantic conventions).
+    if (error?.name === 'AbortError') return finish(request, {});
+    finish(request, { 'error.type': error?.code || error?.name || 'Error' });
+  });
+
+  const subscriptions: Array<[string, (m: unknown) => void]> = [
+    ['undici:request:create', onCreate],
+    ['undici:request:headers', onHeaders],
+    ['undici:request:trailers', onDone],
+    ['undici:request:error', onError],
+  ];
+  for (const [channel, fn] of subscriptions) subscribe(channel, fn);
+  return () => {
+    for (const [channel, fn] of subscriptions) unsubscribe(channel, fn);
+  };
+}
