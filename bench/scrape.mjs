@@ -1,6 +1,10 @@
 // Scrape cost, in process: the same series through promotel's serializer, the
 // stock OTel PrometheusSerializer and prom-client. One counter with N label
 // sets and one 14-bucket histogram with N/10, as in issue 3.
+//
+// Every row ends with the bytes a server would send: promotel writes a Buffer;
+// the stock serializer and prom-client return strings, so their rows include
+// Buffer.from(string) (the encoding their servers pay in res.end()).
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 
@@ -36,7 +40,8 @@ export function promClientSetup(n) {
   return registry;
 }
 
-const lines = (s) => { let c = 0; for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) === 10) c++; return c; };
+const toBytes = (x) => (typeof x === 'string' ? Buffer.from(x, 'utf8') : x);
+const lines = (s) => { let c = 0; for (let i = s.indexOf(10); i !== -1; i = s.indexOf(10, i + 1)) c++; return c; };
 
 async function timeIt(fn, minMs, maxRuns) {
   const times = [];
@@ -44,8 +49,7 @@ async function timeIt(fn, minMs, maxRuns) {
   const end = performance.now() + minMs;
   while (times.length < maxRuns && (times.length < 3 || performance.now() < end)) {
     const t = performance.now();
-    out = await fn();
-    Buffer.byteLength(out); // the bytes are what the scraper gets: flattening the string is part of the cost
+    out = toBytes(await fn());
     times.push(performance.now() - t);
   }
   times.sort((a, b) => a - b);
@@ -54,7 +58,7 @@ async function timeIt(fn, minMs, maxRuns) {
 
 /** One row per (N, implementation): ms per scrape (median), µs per line, lines. */
 export async function scrapeBench(n, { minMs = 1500, maxRuns = 50 } = {}) {
-  const { serialize } = require('../dist/src/exposition/serialize.js');
+  const { serializeToBuffer } = require('../dist/src/exposition/serialize.js');
   const { PrometheusSerializer } = require('@opentelemetry/exporter-prometheus');
   const rows = [];
   const heap0 = (globalThis.gc?.(), process.memoryUsage().heapUsed);
@@ -62,31 +66,45 @@ export async function scrapeBench(n, { minMs = 1500, maxRuns = 50 } = {}) {
   const heap1 = (globalThis.gc?.(), process.memoryUsage().heapUsed);
   const { resourceMetrics } = await reader.collect();
   // Cold: the first serialization of these attribute objects (nothing cached yet).
+  const mem = () => (globalThis.gc?.(), process.memoryUsage());
+  const before = mem();
   let t = performance.now();
-  const coldText = serialize(resourceMetrics, { openMetrics: false });
-  Buffer.byteLength(coldText);
+  let cold = serializeToBuffer(resourceMetrics, { openMetrics: false });
   const coldMs = performance.now() - t;
-  rows.push({ impl: 'promotel (cold, text)', n, ms: coldMs, lines: lines(coldText), runs: 1 });
+  const coldLines = lines(cold);
+  cold = undefined;
+  await new Promise((r) => setTimeout(r, 20)); // lets the output buffer go before measuring
+  const after = mem();
+  // The label cache: JS objects plus the bytes of the encoded label blocks (outside the JS heap).
+  const cacheBytes = after.heapUsed + after.arrayBuffers - before.heapUsed - before.arrayBuffers;
+  rows.push({ impl: 'promotel, first scrape (label cache cold), text', kind: 'serialize', n, ms: coldMs, lines: coldLines, runs: 1 });
   for (const om of [false, true]) {
-    const r = await timeIt(() => serialize(resourceMetrics, { openMetrics: om }), minMs, maxRuns);
-    rows.push({ impl: `promotel (${om ? 'OpenMetrics' : 'text'})`, n, ms: r.ms, lines: lines(r.out), runs: r.runs });
+    const r = await timeIt(() => serializeToBuffer(resourceMetrics, { openMetrics: om }), minMs, maxRuns);
+    rows.push({ impl: `promotel, ${om ? 'OpenMetrics' : 'text'}`, kind: 'serialize', n, ms: r.ms, lines: lines(r.out), runs: r.runs, ours: !om });
   }
-  const full = await timeIt(() => reader.scrape(false).then((x) => x.body), minMs, maxRuns);
-  rows.push({ impl: 'promotel full scrape (collect+serialize)', n, ms: full.ms, lines: lines(full.out), runs: full.runs });
   const stock = new PrometheusSerializer();
-  const s = await timeIt(() => stock.serialize(resourceMetrics), minMs, Math.min(maxRuns, 20));
-  rows.push({ impl: 'OTel PrometheusSerializer', n, ms: s.ms, lines: lines(s.out), runs: s.runs });
+  const s = await timeIt(() => stock.serialize(resourceMetrics), minMs, Math.min(maxRuns, 15));
+  rows.push({ impl: 'OTel PrometheusSerializer (exporter-prometheus)', kind: 'serialize', n, ms: s.ms, lines: lines(s.out), runs: s.runs });
+  const full = await timeIt(() => reader.scrape(false).then((x) => x.body), minMs, maxRuns);
+  rows.push({ impl: 'promotel: sdk-metrics collect() + serialize, text', kind: 'collect+serialize', n, ms: full.ms, lines: lines(full.out), runs: full.runs, ours: true });
+  const collectOnly = await timeIt(() => reader.collect(), minMs, maxRuns);
+  rows.push({ impl: 'sdk-metrics collect() alone (part of the two rows around it)', kind: 'collect', n, ms: collectOnly.ms, lines: full.lines ?? lines(full.out), runs: collectOnly.runs });
+  const stockFull = await timeIt(() => reader.collect().then((r) => stock.serialize(r.resourceMetrics)), minMs, Math.min(maxRuns, 15));
+  rows.push({ impl: 'OTel: sdk-metrics collect() + PrometheusSerializer', kind: 'collect+serialize', n, ms: stockFull.ms, lines: lines(stockFull.out), runs: stockFull.runs });
   await provider.shutdown();
   const heap2 = (globalThis.gc?.(), process.memoryUsage().heapUsed);
   const registry = promClientSetup(n);
   const heap3 = (globalThis.gc?.(), process.memoryUsage().heapUsed);
-  const p = await timeIt(() => registry.metrics(), minMs, Math.min(maxRuns, 20));
-  rows.push({ impl: 'prom-client registry.metrics()', n, ms: p.ms, lines: lines(p.out), runs: p.runs });
+  const p = await timeIt(() => registry.metrics(), minMs, Math.min(maxRuns, 15));
+  // prom-client has no separate collect step: registry.metrics() is both, so it is compared in both tables.
+  rows.push({ impl: 'prom-client 15 await registry.metrics()', kind: 'serialize', n, ms: p.ms, lines: lines(p.out), runs: p.runs });
+  rows.push({ impl: 'prom-client 15 await registry.metrics()', kind: 'collect+serialize', n, ms: p.ms, lines: lines(p.out), runs: p.runs });
   const series = n + n / 10;
   return {
     rows,
     memory: {
       sdkBytesPerSeries: (heap1 - heap0) / series,
+      labelCacheBytesPerSeries: cacheBytes / series,
       promClientBytesPerSeries: (heap3 - heap2) / series,
       gcExposed: typeof globalThis.gc === 'function',
     },
@@ -101,6 +119,6 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     process.stdout.write(JSON.stringify(res));
     process.exit(0);
   }
-  for (const r of res.rows) console.log(`${r.impl.padEnd(44)} N=${n} ${r.ms.toFixed(2).padStart(9)} ms ${((r.ms * 1000) / r.lines).toFixed(3).padStart(7)} us/line lines=${r.lines} runs=${r.runs}`);
+  for (const r of res.rows) console.log(`${(r.kind + ' | ' + r.impl).padEnd(72)} N=${n} ${r.ms.toFixed(2).padStart(9)} ms ${((r.ms * 1000) / r.lines).toFixed(3).padStart(7)} us/line lines=${r.lines} runs=${r.runs}`);
   console.log(JSON.stringify(res.memory));
 }

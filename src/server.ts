@@ -97,7 +97,7 @@ function send(req: IncomingMessage, res: ServerResponse, result: ScrapeResult): 
   res.setHeader('Content-Type', result.openMetrics ? OPENMETRICS_CONTENT_TYPE : TEXT_CONTENT_TYPE);
   res.setHeader('Vary', 'Accept, Accept-Encoding');
   if (!acceptsGzip(req.headers['accept-encoding'])) {
-    res.setHeader('Content-Length', Buffer.byteLength(result.body));
+    res.setHeader('Content-Length', result.body.length);
     res.end(result.body);
     return;
   }

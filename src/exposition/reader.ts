@@ -3,10 +3,11 @@
 // burst of scrapers costs one pass over the SDK's storage, not one each.
 import { MetricReader, type CollectionResult, type MetricProducer, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { describeError, warnOnce } from '../log';
-import { serialize } from './serialize';
+import { serializeToBuffer } from './serialize';
 
 export interface ScrapeResult {
-  body: string;
+  /** The exposition, UTF-8 encoded (`.toString()` for text). */
+  body: Buffer;
   openMetrics: boolean;
 }
 
@@ -49,7 +50,7 @@ export class PullReader extends MetricReader {
       // Most often an observable callback of the app or an instrumentation that threw: the SDK caught it, we say so once.
       warnOnce(`collect:${describeError(err)}`, `a metric callback failed during a scrape (${describeError(err)}); the other metrics were served: fix or remove that callback`);
     }
-    const body = serialize(this.merge ? this.merge(resourceMetrics) : resourceMetrics, {
+    const body = serializeToBuffer(this.merge ? this.merge(resourceMetrics) : resourceMetrics, {
       openMetrics,
       unitOverrides: this.unitOverrides,
       onProblem: warnOnce,
