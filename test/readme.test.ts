@@ -4,7 +4,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { VARIABLES } from '../src/config';
+import { HELP } from '../src/cli';
 import { DEMO, ROOT, eventually, freePort, get, pythonParse, startApp, type Family } from './helpers';
+import { scrape, startPoller, startTargets } from './poll-helpers';
 
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
 
@@ -83,4 +85,47 @@ test('the metric table and what the demo serves agree, both ways, with types, un
     const seen = new Set(family.samples.flatMap((s) => Object.keys(s.labels)).filter((l) => !INTERNAL_LABELS.has(l)));
     for (const label of seen) assert.ok(row.labels.includes(label), `${row.name}: label ${label} is served but not in the README`);
   }
+});
+
+test('the sidecar rows of the metric table and what `promotel poll` serves agree, both ways', async () => {
+  const rows = table('metric').map(([name, type, unit, labels, source]) => ({ name: ticked(name!)[0]!, type: type!, unit: unit!, labels: ticked(labels!), source: source! }));
+  const sidecar = rows.filter((r) => r.source === 'sidecar');
+  const shared = new Set(rows.filter((r) => AGENT_SOURCES.has(r.source) && r.source !== 'http').map((r) => r.name));
+  const targets = await startTargets();
+  // One target of each outcome, so that every family appears: a failure, an HTTPS target, a scheduled poll.
+  const poller = await startPoller(`
+interval: 50ms
+jitter: 0s
+modules:
+  tls: { tls: { ca_file: ${JSON.stringify(targets.certFile)} } }
+targets:
+  - { name: ok, url: "${targets.base}/ok" }
+  - { name: fail, url: "${targets.base}/fail" }
+  - { name: tls, url: "https://127.0.0.1:${targets.tlsPort}/ok", module: tls }
+`);
+  let families: Family[];
+  try {
+    families = await eventually(async () => {
+      const f = pythonParse(await scrape(`${poller.url}/metrics`));
+      return f.some((x) => x.name === 'promotel_probe_tls_cert_expiry_timestamp_seconds') && f.some((x) => x.name === 'promotel_poll_errors') ? f : undefined;
+    }, 10_000, 50);
+  } finally {
+    await poller.stop();
+    await targets.close();
+  }
+  const name = (f: Family): string => f.name + (f.type === 'counter' ? '_total' : '');
+  const own = families.filter((f) => !shared.has(name(f))).map(name).sort();
+  assert.deepEqual(own, sidecar.map((r) => r.name).sort(), 'families served by promotel poll (other than runtime, host, resource) vs sidecar rows');
+  for (const row of sidecar) {
+    const family = families.find((f) => name(f) === row.name)!;
+    assert.equal(family.type, row.type, `${row.name}: type`);
+    const seen = new Set(family.samples.flatMap((s) => Object.keys(s.labels)).filter((l) => !INTERNAL_LABELS.has(l)));
+    for (const label of seen) assert.ok(row.labels.includes(label), `${row.name}: label ${label} is served but not in the README`);
+  }
+});
+
+test('the README shows `promotel --help` verbatim', () => {
+  const block = /This is `promotel --help`, verbatim[^\n]*\n\n```text\n([\s\S]*?)```/.exec(README);
+  assert.ok(block, 'no --help block in the README');
+  assert.equal(block[1], HELP);
 });

@@ -53,7 +53,7 @@ export function sanitizeLabelName(key: string): string {
   return out;
 }
 
-export type FamilyKind = 'counter' | 'gauge' | 'histogram' | 'info';
+export type FamilyKind = 'counter' | 'gauge' | 'histogram' | 'summary' | 'info';
 
 export interface FamilyName {
   /** Family name as in `# TYPE` of the text format, with `_total` for counters. */

@@ -10,13 +10,31 @@
 // a UTF-8 encoding pass at the end.
 import type { Attributes, HrTime } from '@opentelemetry/api';
 import type { DataPoint, Histogram, MetricData, ResourceMetrics } from '@opentelemetry/sdk-metrics';
-import { familyName, sanitizeLabelName, type FamilyKind } from './names';
+import { familyName, type FamilyKind } from './names';
+import { escapeHelp, escapeLabelValue, fastLabelBlock, foldedLabelBlock, formatNumber, labelBlock } from './text';
+
+export { escapeLabelValue, formatNumber, labelBlock } from './text';
 
 // Numeric values of sdk-metrics' DataPointType, inlined so that serializing loads nothing.
 const HISTOGRAM = 0;
 const EXPONENTIAL_HISTOGRAM = 1;
 const GAUGE = 2;
 const SUM = 3;
+/**
+ * Not an sdk-metrics type: the SDK has no summary, but the sidecar re-exposes
+ * summaries it scraped from other services (quantiles precomputed there).
+ */
+export const SUMMARY = 100;
+
+/** A start time of 0 means unknown (a re-exposed series whose source gave no `_created`): no `_created` line is written. */
+export const UNKNOWN_START: [number, number] = [0, 0];
+
+export interface SummaryValue {
+  /** [quantile, value] pairs, as the source reported them. */
+  quantiles: Array<[number, number]>;
+  sum: number;
+  count: number;
+}
 
 export const OVERFLOW_ATTRIBUTE = 'otel.metric.overflow';
 
@@ -64,7 +82,6 @@ interface LabelEntry {
   overflow: boolean;
 }
 const labelEntries = new WeakMap<Attributes, LabelEntry>();
-const labelBlocks = new WeakMap<Attributes, string>();
 const leBytes = new WeakMap<number[], Uint8Array[]>();
 // Each family's sample names, by base name: `_total{`, `_bucket{`, ...
 const sampleNames = new Map<string, Uint8Array>();
@@ -198,6 +215,8 @@ function kindOf(metric: MetricData): FamilyKind | undefined {
     case SUM:
       // A non-monotonic sum (UpDownCounter) can go down: Prometheus calls that a gauge.
       return (metric as MetricData & { isMonotonic: boolean }).isMonotonic ? 'counter' : 'gauge';
+    case SUMMARY as number:
+      return 'summary';
     case EXPONENTIAL_HISTOGRAM:
     default:
       return undefined;
@@ -232,6 +251,10 @@ function samples(out: Out, metric: MetricData, kind: FamilyKind, base: string, s
     histograms(out, metric, points as DataPoint<Histogram>[], base, scope, om, options);
     return;
   }
+  if (kind === 'summary') {
+    summaries(out, points as unknown as DataPoint<SummaryValue>[], base, scope, om);
+    return;
+  }
   const name = sampleName(base, kind === 'counter' ? '_total' : '');
   const created = om && kind === 'counter' ? sampleName(base, '_created') : undefined;
   const nameLength = Math.max(name.length, created?.length ?? 0);
@@ -246,7 +269,7 @@ function samples(out: Out, metric: MetricData, kind: FamilyKind, base: string, s
     out.buf[out.pos++] = SPACE;
     out.num(point.value as number);
     out.buf[out.pos++] = NL;
-    if (created !== undefined) {
+    if (created !== undefined && point.startTime[0] !== 0) {
       out.bytes(created);
       out.bytes(labels.bytes);
       out.buf[out.pos++] = CLOSE;
@@ -318,7 +341,7 @@ function histograms(out: Out, metric: MetricData, points: DataPoint<Histogram>[]
       out.num(value.sum);
       out.buf[out.pos++] = NL;
     }
-    if (created !== undefined) {
+    if (created !== undefined && point.startTime[0] !== 0) {
       out.bytes(created);
       out.bytes(labels.bytes);
       out.buf[out.pos++] = CLOSE;
@@ -326,6 +349,20 @@ function histograms(out: Out, metric: MetricData, points: DataPoint<Histogram>[]
       out.ascii(seconds(point.startTime));
       out.buf[out.pos++] = NL;
     }
+  }
+}
+
+// Rare (re-exposed data only), so written as text rather than with the cached bytes of the hot paths.
+function summaries(out: Out, points: DataPoint<SummaryValue>[], base: string, scope: ScopeLabels, om: boolean): void {
+  for (const point of points) {
+    const own = labelBlock(point.attributes);
+    const labels = own === '' ? scope.text : `${own},${scope.text}`;
+    const { quantiles, sum, count } = point.value;
+    let text = '';
+    for (const [q, v] of quantiles) text += `${base}{${labels},quantile="${formatNumber(q)}"} ${formatNumber(v)}\n`;
+    text += `${base}_sum{${labels}} ${formatNumber(sum)}\n${base}_count{${labels}} ${formatNumber(count)}\n`;
+    if (om && point.startTime[0] !== 0) text += `${base}_created{${labels}} ${seconds(point.startTime)}\n`;
+    out.text(text);
   }
 }
 
@@ -342,67 +379,6 @@ function targetInfo(attributes: Attributes, om: boolean): string {
   if (labels === '') return '';
   const head = om ? '# HELP target Target metadata\n# TYPE target info\n' : '# HELP target_info Target metadata\n# TYPE target_info gauge\n';
   return `${head}target_info{${labels}} 1\n`;
-}
-
-/** `k="v",...` for an attribute set, without braces; '' when it has none. */
-export function labelBlock(attrs: Attributes): string {
-  let block = labelBlocks.get(attrs);
-  if (block !== undefined) return block;
-  block = fastLabelBlock(attrs) ?? foldedLabelBlock(attrs);
-  labelBlocks.set(attrs, block);
-  return block;
-}
-
-// The common case: no two keys fold onto one label name, so no sorting or joining is needed.
-function fastLabelBlock(attrs: Attributes): string | undefined {
-  let block = '';
-  const seen: string[] = [];
-  for (const key in attrs) {
-    const value = attrs[key];
-    if (value === undefined || value === null) continue;
-    const label = sanitizeLabelName(key);
-    if (seen.includes(label)) return undefined;
-    seen.push(label);
-    const text = typeof value === 'string' ? value : Array.isArray(value) ? JSON.stringify(value) : String(value);
-    block += `${block === '' ? '' : ','}${label}="${escapeLabelValue(text)}"`;
-  }
-  return block;
-}
-
-function foldedLabelBlock(attrs: Attributes): string {
-  const byLabel = new Map<string, string[]>();
-  // Sorted so that keys which fold onto one label name join their values in a stable order, as the spec asks.
-  for (const key of Object.keys(attrs).sort()) {
-    const value = attrs[key];
-    if (value === undefined || value === null) continue;
-    const label = sanitizeLabelName(key);
-    const text = Array.isArray(value) ? JSON.stringify(value) : String(value);
-    const list = byLabel.get(label);
-    if (list) list.push(text);
-    else byLabel.set(label, [text]);
-  }
-  let block = '';
-  for (const [label, values] of byLabel) {
-    block += `${block === '' ? '' : ','}${label}="${escapeLabelValue(values.join(';'))}"`;
-  }
-  return block;
-}
-
-const LABEL_SPECIAL = /[\\"\n]/;
-export function escapeLabelValue(value: string): string {
-  if (!LABEL_SPECIAL.test(value)) return value;
-  return value.replace(/[\\"\n]/g, (c) => (c === '\\' ? '\\\\' : c === '"' ? '\\"' : '\\n'));
-}
-
-function escapeHelp(text: string, om: boolean): string {
-  // Text 0.0.4 escapes backslash and newline in HELP; OpenMetrics escapes double quotes too.
-  return text.replace(om ? /[\\"\n]/g : /[\\\n]/g, (c) => (c === '\\' ? '\\\\' : c === '"' ? '\\"' : '\\n'));
-}
-
-export function formatNumber(value: number): string {
-  if (Number.isFinite(value)) return String(value);
-  if (Number.isNaN(value)) return 'NaN';
-  return value > 0 ? '+Inf' : '-Inf';
 }
 
 // Most points of a scrape share a start time; formatting a float is the dear part.

@@ -1,0 +1,68 @@
+// The text pieces of the exposition formats: label blocks, escaping and
+// numbers as Prometheus and OpenMetrics spell them. Kept apart from the
+// serializer so that the writers of other outputs (/probe, tests) share them.
+import type { Attributes } from '@opentelemetry/api';
+import { sanitizeLabelName } from './names';
+
+const labelBlocks = new WeakMap<Attributes, string>();
+
+/** `k="v",...` for an attribute set, without braces; '' when it has none. */
+export function labelBlock(attrs: Attributes): string {
+  let block = labelBlocks.get(attrs);
+  if (block !== undefined) return block;
+  block = fastLabelBlock(attrs) ?? foldedLabelBlock(attrs);
+  labelBlocks.set(attrs, block);
+  return block;
+}
+
+// The common case: no two keys fold onto one label name, so no sorting or joining is needed.
+export function fastLabelBlock(attrs: Attributes): string | undefined {
+  let block = '';
+  const seen: string[] = [];
+  for (const key in attrs) {
+    const value = attrs[key];
+    if (value === undefined || value === null) continue;
+    const label = sanitizeLabelName(key);
+    if (seen.includes(label)) return undefined;
+    seen.push(label);
+    const text = typeof value === 'string' ? value : Array.isArray(value) ? JSON.stringify(value) : String(value);
+    block += `${block === '' ? '' : ','}${label}="${escapeLabelValue(text)}"`;
+  }
+  return block;
+}
+
+export function foldedLabelBlock(attrs: Attributes): string {
+  const byLabel = new Map<string, string[]>();
+  // Sorted so that keys which fold onto one label name join their values in a stable order, as the spec asks.
+  for (const key of Object.keys(attrs).sort()) {
+    const value = attrs[key];
+    if (value === undefined || value === null) continue;
+    const label = sanitizeLabelName(key);
+    const text = Array.isArray(value) ? JSON.stringify(value) : String(value);
+    const list = byLabel.get(label);
+    if (list) list.push(text);
+    else byLabel.set(label, [text]);
+  }
+  let block = '';
+  for (const [label, values] of byLabel) {
+    block += `${block === '' ? '' : ','}${label}="${escapeLabelValue(values.join(';'))}"`;
+  }
+  return block;
+}
+
+const LABEL_SPECIAL = /[\\"\n]/;
+export function escapeLabelValue(value: string): string {
+  if (!LABEL_SPECIAL.test(value)) return value;
+  return value.replace(/[\\"\n]/g, (c) => (c === '\\' ? '\\\\' : c === '"' ? '\\"' : '\\n'));
+}
+
+export function escapeHelp(text: string, om: boolean): string {
+  // Text 0.0.4 escapes backslash and newline in HELP; OpenMetrics escapes double quotes too.
+  return text.replace(om ? /[\\"\n]/g : /[\\\n]/g, (c) => (c === '\\' ? '\\\\' : c === '"' ? '\\"' : '\\n'));
+}
+
+export function formatNumber(value: number): string {
+  if (Number.isFinite(value)) return String(value);
+  if (Number.isNaN(value)) return 'NaN';
+  return value > 0 ? '+Inf' : '-Inf';
+}

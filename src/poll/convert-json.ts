@@ -1,0 +1,89 @@
+// Maps a JSON body to gauges and counters with the selectors of the module's
+// `metrics:` list (syntax in selector.ts). For each metric, `each` (optional)
+// picks the elements, `value` the number inside each, and `labels` the label
+// values inside each. A value may be a JSON number, a numeric string ("42.5")
+// or a boolean (1/0); anything else is an error of the poll, counted and
+// skipped, never thrown:
+//   missing_field   the value or a label is absent (or null)
+//   invalid_number  the value is text that is not a number, or an object/list
+//   type_changed    the value's JSON type differs from the previous poll's
+//   invalid_json    the body is not JSON at all (the probe fails)
+import type { JsonMetric } from './config';
+import type { ConvertError, Family, Series } from './families';
+import { select } from './selector';
+
+export function convertJson(
+  body: string,
+  metrics: JsonMetric[],
+  extra: Record<string, string>,
+  types: Map<string, string>,
+): { families: Family[]; errors: ConvertError[]; failed?: string } {
+  let root: unknown;
+  try {
+    root = JSON.parse(body);
+  } catch (err) {
+    return { families: [], errors: [], failed: `the body is not JSON (${(err as Error).message})` };
+  }
+  const errors: ConvertError[] = [];
+  const families: Family[] = [];
+  // Per series (metric and element key), against the previous poll only: elements of one list
+  // may differ from each other without a change, and keys that went away are forgotten.
+  const previous = new Map(types);
+  types.clear();
+  for (const metric of metrics) {
+    const series: Series[] = [];
+    const elements = metric.each ? select(metric.each, root) : [{ value: root, key: '' }];
+    if (metric.each && elements.length === 0) errors.push({ reason: 'missing_field', message: `${metric.name}: each ${metric.each.source} matched nothing` });
+    for (const el of elements) {
+      const found = select(metric.value, el.value, el.key)[0]?.value;
+      const type = jsonType(found);
+      const id = `${metric.name}\u0000${el.key}`;
+      const before = previous.get(id);
+      if (type !== 'missing') types.set(id, type);
+      const where = `${metric.name}: ${metric.value.source}${el.key !== '' ? ` of element ${JSON.stringify(el.key)}` : ''}`;
+      if (type === 'missing') {
+        errors.push({ reason: 'missing_field', message: `${where} is missing` });
+        continue;
+      }
+      const changed = before !== undefined && before !== type;
+      if (changed) errors.push({ reason: 'type_changed', message: `${where} was a ${before} and is now a ${type} (${clip(found)})` });
+      const value = toNumber(found);
+      if (value === undefined) {
+        if (!changed) errors.push({ reason: 'invalid_number', message: `${where} is ${clip(found)}, not a number` });
+        continue;
+      }
+      const labels: Record<string, string> = {};
+      let complete = true;
+      for (const [name, sel] of metric.labels) {
+        const v = select(sel, el.value, el.key)[0]?.value;
+        if (v === undefined || v === null) {
+          errors.push({ reason: 'missing_field', message: `${metric.name}: label ${name} (${sel.source}) is missing` });
+          complete = false;
+          break;
+        }
+        labels[name] = typeof v === 'string' ? v : JSON.stringify(v);
+      }
+      if (complete) series.push({ labels: Object.assign(labels, extra), value });
+    }
+    families.push({ name: metric.name, kind: metric.type, help: metric.help, unit: '', series });
+  }
+  return { families, errors };
+}
+
+function jsonType(v: unknown): string {
+  if (v === undefined || v === null) return 'missing';
+  if (Array.isArray(v)) return 'list';
+  return typeof v === 'object' ? 'object' : typeof v;
+}
+
+function toNumber(v: unknown): number | undefined {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'boolean') return v ? 1 : 0;
+  if (typeof v === 'string' && /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/.test(v)) return Number(v);
+  return undefined;
+}
+
+function clip(v: unknown): string {
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}

@@ -1,0 +1,258 @@
+// Re-exposes a target's Prometheus text (0.0.4) or OpenMetrics (1.0.0) body.
+// Families keep their names; each series gets the target's labels (`target`,
+// `job` and the configured ones); labels of the same names the target already
+// had move to `exported_target`, `exported_job`, as Prometheus does with
+// honor_labels: false. Timestamps and exemplars are dropped: the values are
+// served as of the poll. Counters, histograms and summaries keep their type;
+// state sets, info, unknown and gauge histograms become gauges of their
+// samples, under the same sample names, so queries keep working.
+import type { Histogram } from '@opentelemetry/sdk-metrics';
+import type { SummaryValue } from '../exposition/serialize';
+import type { ConvertError, Family, Series } from './families';
+
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+interface Parsed {
+  name: string;
+  type: string;
+  help: string;
+  samples: Sample[];
+}
+
+const SUFFIXES: Record<string, string[]> = {
+  counter: ['_total', '_created'],
+  histogram: ['_bucket', '_count', '_sum', '_created'],
+  summary: ['_count', '_sum', '_created'],
+  gaugehistogram: ['_bucket', '_gcount', '_gsum'],
+  info: ['_info'],
+};
+
+// Labels the exposition itself adds to every series; a target's own would collide.
+const RESERVED = new Set(['target', 'job', 'otel_scope_name', 'otel_scope_version']);
+
+/** Parses the body; `types` remembers each family's type between polls of one target, to report changes. */
+export function convertPrometheus(body: string, extra: Record<string, string>, types: Map<string, string>): { families: Family[]; errors: ConvertError[]; samples: number } {
+  const errors: ConvertError[] = [];
+  const parsed = parse(body, errors);
+  const families: Family[] = [];
+  let samples = 0;
+  for (const p of parsed.values()) {
+    if (p.samples.length === 0) continue;
+    samples += p.samples.length;
+    const before = types.get(p.name);
+    if (before !== undefined && before !== p.type) errors.push({ reason: 'type_changed', message: `family ${p.name} changed type from ${before} to ${p.type}` });
+    types.set(p.name, p.type);
+    if (p.name === 'target_info' || p.name === 'target') continue; // the target's resource; ours is served instead
+    families.push(...toFamilies(p, extra, errors));
+  }
+  return { families, errors, samples };
+}
+
+function relabel(labels: Record<string, string>, extra: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(labels)) out[RESERVED.has(k) || k in extra ? `exported_${k}` : k] = v;
+  return Object.assign(out, extra);
+}
+
+function toFamilies(p: Parsed, extra: Record<string, string>, errors: ConvertError[]): Family[] {
+  if (p.type === 'counter') {
+    const base = p.name.replace(/_total$/, '');
+    const series = new Map<string, Series>();
+    for (const s of p.samples) {
+      const key = labelKey(s.labels);
+      const entry = series.get(key) ?? { labels: relabel(s.labels, extra), value: 0 };
+      if (s.name.endsWith('_created')) entry.created = s.value;
+      else entry.value = s.value;
+      series.set(key, entry);
+    }
+    return [{ name: base, kind: 'counter', help: p.help, unit: '', series: [...series.values()] }];
+  }
+  if (p.type === 'histogram') return [histogram(p, extra, errors)];
+  if (p.type === 'summary') return [summary(p, extra, errors)];
+  // Everything else: one gauge family per sample name.
+  const byName = new Map<string, Family>();
+  for (const s of p.samples) {
+    let f = byName.get(s.name);
+    if (!f) byName.set(s.name, (f = { name: s.name, kind: 'gauge', help: p.help, unit: '', series: [] }));
+    f.series.push({ labels: relabel(s.labels, extra), value: s.value });
+  }
+  return [...byName.values()];
+}
+
+function histogram(p: Parsed, extra: Record<string, string>, errors: ConvertError[]): Family {
+  const groups = new Map<string, { labels: Record<string, string>; buckets: Array<[number, number]>; count?: number; sum?: number; created?: number }>();
+  for (const s of p.samples) {
+    const { le, ...labels } = s.labels;
+    const key = labelKey(labels);
+    let g = groups.get(key);
+    if (!g) groups.set(key, (g = { labels, buckets: [] }));
+    const suffix = s.name.slice(p.name.length);
+    if (suffix === '_bucket') {
+      const bound = le === undefined ? NaN : parseValue(le);
+      if (Number.isNaN(bound)) errors.push({ reason: 'invalid_number', message: `${s.name} has le=${JSON.stringify(le)}, not a number` });
+      else g.buckets.push([bound, s.value]);
+    } else if (suffix === '_count') g.count = s.value;
+    else if (suffix === '_sum') g.sum = s.value;
+    else if (suffix === '_created') g.created = s.value;
+  }
+  const series: Series[] = [];
+  for (const g of groups.values()) {
+    g.buckets.sort((a, b) => a[0] - b[0]);
+    const finite = g.buckets.filter(([b]) => b !== Infinity);
+    const total = g.buckets.find(([b]) => b === Infinity)?.[1] ?? g.count ?? finite.at(-1)?.[1] ?? 0;
+    // The exposition is cumulative; the SDK's histogram counts each bucket on its own.
+    let prev = 0;
+    const counts: number[] = [];
+    for (const [, cumulative] of finite) {
+      counts.push(Math.max(0, cumulative - prev));
+      prev = cumulative;
+    }
+    counts.push(Math.max(0, total - prev));
+    const value: Histogram = { buckets: { boundaries: finite.map(([b]) => b), counts }, count: g.count ?? total };
+    if (g.sum !== undefined) value.sum = g.sum;
+    const s: Series = { labels: relabel(g.labels, extra), value };
+    if (g.created !== undefined) s.created = g.created;
+    series.push(s);
+  }
+  return { name: p.name, kind: 'histogram', help: p.help, unit: '', series };
+}
+
+function summary(p: Parsed, extra: Record<string, string>, errors: ConvertError[]): Family {
+  const groups = new Map<string, { labels: Record<string, string>; value: SummaryValue; created?: number }>();
+  for (const s of p.samples) {
+    const { quantile, ...labels } = s.labels;
+    const key = labelKey(labels);
+    let g = groups.get(key);
+    if (!g) groups.set(key, (g = { labels, value: { quantiles: [], sum: 0, count: 0 } }));
+    const suffix = s.name.slice(p.name.length);
+    if (suffix === '') {
+      const q = quantile === undefined ? NaN : parseValue(quantile);
+      if (Number.isNaN(q)) errors.push({ reason: 'invalid_number', message: `${s.name} has quantile=${JSON.stringify(quantile)}, not a number` });
+      else g.value.quantiles.push([q, s.value]);
+    } else if (suffix === '_count') g.value.count = s.value;
+    else if (suffix === '_sum') g.value.sum = s.value;
+    else if (suffix === '_created') g.created = s.value;
+  }
+  const series: Series[] = [];
+  for (const g of groups.values()) {
+    g.value.quantiles.sort((a, b) => a[0] - b[0]);
+    const s: Series = { labels: relabel(g.labels, extra), value: g.value };
+    if (g.created !== undefined) s.created = g.created;
+    series.push(s);
+  }
+  return { name: p.name, kind: 'summary', help: p.help, unit: '', series };
+}
+
+function labelKey(labels: Record<string, string>): string {
+  return JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/** Lines to families. A line that cannot be read is reported and skipped; the rest still count. */
+export function parse(body: string, errors: ConvertError[]): Map<string, Parsed> {
+  const families = new Map<string, Parsed>();
+  const typed = new Map<string, string>();
+  const family = (name: string): Parsed => {
+    let f = families.get(name);
+    if (!f) families.set(name, (f = { name, type: typed.get(name) ?? 'untyped', help: '', samples: [] }));
+    return f;
+  };
+  const lines = body.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.replace(/\r$/, '');
+    if (line.trim() === '') continue;
+    if (line.startsWith('#')) {
+      const m = /^#\s+(HELP|TYPE|UNIT)\s+([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\s(.*))?$/.exec(line);
+      if (line.trim() === '# EOF') break;
+      if (!m) continue; // a comment
+      if (m[1] === 'TYPE') {
+        const type = (m[3] ?? '').trim().toLowerCase();
+        typed.set(m[2]!, type);
+        family(m[2]!).type = type;
+      } else if (m[1] === 'HELP') family(m[2]!).help = unescape(m[3] ?? '');
+      continue;
+    }
+    const sample = parseSample(line);
+    if (typeof sample === 'string') {
+      errors.push({ reason: sample === 'invalid_number' ? 'invalid_number' : 'parse_error', message: `line ${i + 1}: ${JSON.stringify(line.slice(0, 120))} ${sample === 'invalid_number' ? 'has a value that is not a number' : 'is not a sample'}` });
+      continue;
+    }
+    family(familyOf(sample.name, typed)).samples.push(sample);
+  }
+  return families;
+}
+
+function familyOf(sample: string, typed: Map<string, string>): string {
+  if (typed.has(sample) && (typed.get(sample) !== 'counter' || sample.endsWith('_total'))) return sample;
+  for (const [type, suffixes] of Object.entries(SUFFIXES)) {
+    for (const suffix of suffixes) {
+      if (!sample.endsWith(suffix)) continue;
+      const base = sample.slice(0, -suffix.length);
+      if (typed.get(base) === type) return base;
+    }
+  }
+  return sample;
+}
+
+const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*/;
+
+function parseSample(line: string): Sample | 'parse_error' | 'invalid_number' {
+  const m = NAME.exec(line);
+  if (!m) return 'parse_error';
+  const name = m[0];
+  let i = name.length;
+  const labels: Record<string, string> = {};
+  if (line[i] === '{') {
+    i++;
+    for (;;) {
+      while (line[i] === ' ' || line[i] === ',') i++;
+      if (line[i] === '}') {
+        i++;
+        break;
+      }
+      const l = /^[a-zA-Z_][a-zA-Z0-9_]*/.exec(line.slice(i));
+      if (!l) return 'parse_error';
+      i += l[0].length;
+      while (line[i] === ' ') i++;
+      if (line[i] !== '=' || line[i + 1] !== '"') return 'parse_error';
+      i += 2;
+      let value = '';
+      for (;;) {
+        const c = line[i];
+        if (c === undefined) return 'parse_error';
+        if (c === '"') break;
+        if (c === '\\') {
+          const n = line[i + 1];
+          value += n === 'n' ? '\n' : n === '"' ? '"' : n === '\\' ? '\\' : `\\${n ?? ''}`;
+          i += 2;
+        } else {
+          value += c;
+          i++;
+        }
+      }
+      i++;
+      labels[l[0]] = value;
+    }
+  }
+  // value [timestamp] [# exemplar]
+  const rest = line.slice(i).split('#')[0]!.trim().split(/\s+/);
+  if (rest.length < 1 || rest.length > 2 || rest[0] === '' || !/^\s/.test(line.slice(i))) return 'parse_error';
+  const value = parseValue(rest[0]!);
+  if (Number.isNaN(value) && !/^[+-]?nan$/i.test(rest[0]!)) return 'invalid_number';
+  return { name, labels, value };
+}
+
+/** Go's ParseFloat, as Prometheus reads values: decimals, exponents, Inf and NaN in any case. */
+export function parseValue(s: string): number {
+  if (/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(s)) return Number(s);
+  if (/^[+]?inf(inity)?$/i.test(s)) return Infinity;
+  if (/^-inf(inity)?$/i.test(s)) return -Infinity;
+  return NaN;
+}
+
+function unescape(help: string): string {
+  return help.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
+}

@@ -1,0 +1,125 @@
+// One poll of one target: probe it, convert what it answered, and describe
+// both as metric families. It never rejects; what goes wrong is counted in
+// promotel_poll_errors_total{target, reason} and logged once per target and
+// reason, so a target that stays broken does not flood the log.
+import type { Counter, Histogram, Meter, UpDownCounter } from '@opentelemetry/api';
+import { performance } from 'node:perf_hooks';
+import * as log from '../log';
+import { allowed } from './allow';
+import type { Module, PollConfig, Target } from './config';
+import { convertJson } from './convert-json';
+import { convertPrometheus } from './convert-prometheus';
+import { targetLabels, type ConvertError, type Family } from './families';
+import { PHASES, probe, type ProbeResult } from './probe';
+
+export interface Instruments {
+  duration: Histogram;
+  inFlight: UpDownCounter;
+  errors: Counter;
+}
+
+export function createInstruments(meter: Meter): Instruments {
+  return {
+    duration: meter.createHistogram('promotel.poll.duration', {
+      description: 'Time one poll of a target took: the probe and the conversion of its answer.',
+      unit: 's',
+      advice: { explicitBucketBoundaries: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] },
+    }),
+    inFlight: meter.createUpDownCounter('promotel.poll.in_flight', { description: 'Polls running now.', unit: '{poll}' }),
+    errors: meter.createCounter('promotel.poll.errors', {
+      description: 'Problems of polls: failed probes (by the probe reason) and values that could not be converted.',
+      unit: '{error}',
+    }),
+  };
+}
+
+export interface PollContext {
+  config: PollConfig;
+  instruments: Instruments;
+  signal: AbortSignal;
+  /** Per target: the types seen at the previous poll, to report type changes. */
+  memory: Map<string, Map<string, string>>;
+}
+
+export async function pollTarget(target: Target, module: Module, ctx: PollContext): Promise<Family[]> {
+  const started = performance.now();
+  const { instruments } = ctx;
+  instruments.inFlight.add(1);
+  try {
+    const origin = new URL(target.url).origin;
+    const result = await probe(new URL(target.url), {
+      module,
+      timeoutMs: target.timeoutMs,
+      keepBody: module.format !== 'none',
+      signal: ctx.signal,
+      // A configured target may redirect within its origin; anywhere else, and for every redirect
+      // of a URL given to /probe (an open redirect must not widen what allow: permits), only
+      // where allow: says.
+      mayFollow: (next) => (next.origin === origin && !target.adHoc) || allowed(next, ctx.config.allow),
+    });
+    const extra = targetLabels(target);
+    let converted: Family[] = [];
+    const errors: ConvertError[] = [];
+    if (result.success && result.body !== undefined) {
+      let types = ctx.memory.get(target.name);
+      if (!types) ctx.memory.set(target.name, (types = new Map()));
+      const text = result.body.toString('utf8');
+      if (module.format === 'json') {
+        const out = convertJson(text, module.metrics, extra, types);
+        converted = out.families;
+        errors.push(...out.errors);
+        if (out.failed) fail(result, 'invalid_json', out.failed);
+      } else if (module.format === 'prometheus') {
+        const out = convertPrometheus(text, extra, types);
+        converted = out.families;
+        errors.push(...out.errors);
+        if (out.samples === 0 && text.trim() !== '') fail(result, 'invalid_exposition', `none of the body is Prometheus text (${out.errors[0]?.message ?? 'no samples'})`);
+      }
+    }
+    if (!result.success) {
+      const reason = result.reason ?? 'network';
+      instruments.errors.add(1, { target: target.name, reason });
+      log.warnOnce(`poll:${target.name}:${reason}`, `target ${target.name} (${target.url}) failed: ${reason}: ${(result as { message?: string }).message ?? reason}; promotel_probe_success{target="${target.name}"} is 0 and promotel_poll_errors_total{reason="${reason}"} counts it (logged once)`);
+    }
+    for (const e of errors) {
+      instruments.errors.add(1, { target: target.name, reason: e.reason });
+      log.warnOnce(`poll:${target.name}:${e.reason}`, `target ${target.name} (${target.url}): ${e.reason}: ${e.message}; the value is skipped and promotel_poll_errors_total{target="${target.name}",reason="${e.reason}"} counts it (logged once)`);
+    }
+    return [...probeFamilies(result, extra, target.url.startsWith('https:')), ...converted];
+  } catch (err) {
+    // Only a bug gets here; the poller goes on.
+    instruments.errors.add(1, { target: target.name, reason: 'internal' });
+    log.warnOnce(`poll:${target.name}:internal`, `polling target ${target.name} failed unexpectedly: ${log.describeError(err)}`);
+    return [];
+  } finally {
+    instruments.inFlight.add(-1);
+    instruments.duration.record((performance.now() - started) / 1000, { target: target.name });
+  }
+}
+
+function fail(result: ProbeResult & { message?: string }, reason: string, message: string): void {
+  result.success = false;
+  result.reason = reason;
+  result.message = message;
+}
+
+/** The blackbox-style metrics of one probe. */
+export function probeFamilies(r: ProbeResult, labels: Record<string, string>, https: boolean): Family[] {
+  const g = (name: string, unit: string, help: string, value: number, extra?: Record<string, string>): Family => ({
+    name, kind: 'gauge', unit, help, series: [{ labels: extra ? { ...labels, ...extra } : labels, value }],
+  });
+  const out: Family[] = [
+    g('promotel.probe.success', '', 'Whether the last probe of the target succeeded (1) or failed (0).', r.success ? 1 : 0),
+    g('promotel.probe.duration', 's', 'How long the last probe took, all redirects included.', r.duration),
+    {
+      name: 'promotel.probe.phase.duration', kind: 'gauge', unit: 's', help: 'Time of each phase of the last probe, summed over redirects.',
+      series: PHASES.map((phase) => ({ labels: { ...labels, phase }, value: r.phases[phase] })),
+    },
+    g('promotel.probe.http.status_code', '', 'Status code of the last response; 0 when none came.', r.statusCode),
+    g('promotel.probe.http.response.size', 'By', 'Body bytes of the last response, as received.', r.responseBytes),
+    g('promotel.probe.http.redirects', '{redirect}', 'Redirects the last probe followed.', r.redirects),
+  ];
+  if (!r.success) out.push(g('promotel.probe.failure', '', 'Present (1) while the last probe failed, with the reason.', 1, { reason: r.reason ?? 'network' }));
+  if (https && r.certExpiry !== undefined) out.push(g('promotel.probe.tls.cert.expiry_timestamp', 's', 'When the earliest certificate of the chain the target sent expires (unix time).', r.certExpiry));
+  return out;
+}

@@ -1,0 +1,141 @@
+// The sidecar process minus the command line: one MeterProvider with the
+// same PullReader, exposition and endpoint as the preload agent, the
+// runtime and host metrics, the scheduled polls whose latest results a
+// MetricProducer serves on /metrics, and /probe on the same port.
+import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { MeterProvider } from '@opentelemetry/sdk-metrics';
+import type { Config } from '../config';
+import { PullReader } from '../exposition/reader';
+import { enableHostMetrics, hostUnitOverrides } from '../instrumentations/host';
+import { enableRuntimeMetrics } from '../instrumentations/runtime';
+import * as log from '../log';
+import { resourceAttributes, VERSION } from '../resource';
+import { serveMetrics, type MetricsServer } from '../server';
+import type { Module, PollConfig, Target } from './config';
+import { handleProbe } from './endpoint';
+import { toScopeMetrics, type Family } from './families';
+import { createInstruments, pollTarget, type PollContext } from './poll';
+import { createLimiter, createScheduler, type Job } from './scheduler';
+
+export interface Poller {
+  listening: Promise<AddressInfo | undefined>;
+  config(): PollConfig;
+  /** Swaps in a validated config: unchanged targets keep their timers and data. */
+  apply(config: PollConfig): void;
+  /** Records the outcome of a reload attempt for promotel_poll_config_last_reload_success. */
+  reloaded(ok: boolean): void;
+  shutdown(): Promise<void>;
+}
+
+export type ServiceOptions = Pick<Config, 'host' | 'port' | 'runtimeMetrics' | 'hostMetrics' | 'cardinalityLimit' | 'serviceName' | 'resourceAttributes'>;
+
+export function startPoller(initial: PollConfig, options: ServiceOptions): Poller {
+  const { MeterProvider: Provider } = require('@opentelemetry/sdk-metrics') as typeof import('@opentelemetry/sdk-metrics');
+  const { resourceFromAttributes } = require('@opentelemetry/resources') as typeof import('@opentelemetry/resources');
+  const reader = new PullReader({ cardinalityLimit: options.cardinalityLimit, unitOverrides: hostUnitOverrides });
+  const resource = resourceFromAttributes(resourceAttributes({ serviceName: options.serviceName ?? 'promotel', resourceAttributes: options.resourceAttributes }));
+  const provider: MeterProvider = new Provider({ resource, readers: [reader] });
+  const meter = provider.getMeter('promotel.poll', VERSION);
+  const abort = new AbortController();
+  const ctx: PollContext = { config: initial, instruments: createInstruments(meter), signal: abort.signal, memory: new Map() };
+  let lastReloadOk = 1;
+  meter.createObservableGauge('promotel.poll.targets', { description: 'Targets in the config now.', unit: '{target}' })
+    .addCallback((r) => r.observe(ctx.config.targets.length));
+  meter.createObservableGauge('promotel.poll.config.last_reload.success', { description: 'Whether the last config reload succeeded (1) or was refused and the previous config kept (0).' })
+    .addCallback((r) => r.observe(lastReloadOk));
+
+  // Latest families of each scheduled target, served by every scrape of /metrics.
+  const latest = new Map<string, Family[]>();
+  reader.addProducer({
+    collect: async () => ({
+      resourceMetrics: { resource: undefined as never, scopeMetrics: [toScopeMetrics(latest.values(), onConflict)] },
+      errors: [],
+    }),
+  });
+
+  const limiter = createLimiter(initial.concurrency);
+  const scheduler = createScheduler(limiter);
+  const jobs = new Map<string, string>(); // target name -> job key
+  const schedule = (config: PollConfig): void => {
+    const list: Job[] = config.targets.map((target) => {
+      const module = config.modules.get(target.module)!;
+      const key = JSON.stringify([target, module, config.jitterMs, config.allow.map((p) => p.source)]);
+      return {
+        key, intervalMs: target.intervalMs, jitterMs: config.jitterMs,
+        run: async () => {
+          const families = await pollTarget(target, module, ctx);
+          if (jobs.get(target.name) === key) latest.set(target.name, families); // not a target removed meanwhile
+        },
+      };
+    });
+    jobs.clear();
+    config.targets.forEach((t, i) => jobs.set(t.name, list[i]!.key));
+    for (const name of latest.keys()) if (!jobs.has(name)) latest.delete(name);
+    for (const name of ctx.memory.keys()) if (!jobs.has(name)) ctx.memory.delete(name);
+    limiter.setLimit(config.concurrency);
+    scheduler.set(list);
+  };
+  schedule(initial);
+
+  const stops: Array<() => void> = [];
+  setImmediate(() => {
+    if (abort.signal.aborted) return;
+    if (options.runtimeMetrics) guard('runtime metrics', () => stops.push(enableRuntimeMetrics(provider, meter)));
+    if (options.hostMetrics || options.runtimeMetrics) guard('host metrics', () => enableHostMetrics(provider, { system: options.hostMetrics, process: options.runtimeMetrics }));
+  }).unref();
+
+  const endpoint: MetricsServer = serveMetrics({ host: options.host, port: options.port, scrape: (om) => reader.scrape(om), portVariable: 'OTEL_EXPORTER_PROMETHEUS_PORT (or --port)' });
+  routeProbe(endpoint, (req, res) =>
+    handleProbe(req, res, { config: () => ctx.config, poll: (target: Target, module: Module) => limiter.run(() => pollTarget(target, module, ctx)) }),
+  );
+
+  return {
+    listening: endpoint.listening,
+    config: () => ctx.config,
+    apply(config) {
+      ctx.config = config;
+      schedule(config);
+    },
+    reloaded(ok) {
+      lastReloadOk = ok ? 1 : 0;
+    },
+    async shutdown() {
+      abort.abort();
+      scheduler.stop();
+      for (const stop of stops) guard('stopping runtime metrics', stop);
+      await endpoint.close();
+      await provider.shutdown().catch((err: unknown) => log.debug(`MeterProvider shutdown: ${log.describeError(err)}`));
+    },
+  };
+}
+
+// serveMetrics answers /, /metrics and /healthz; /probe is put in front of
+// its request handler here, so the endpoint code stays the agent's.
+function routeProbe(endpoint: MetricsServer, probe: (req: IncomingMessage, res: ServerResponse) => void): void {
+  const server = endpoint.server;
+  const handlers = server.listeners('request') as Array<(req: IncomingMessage, res: ServerResponse) => void>;
+  server.removeAllListeners('request');
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== '/probe') return handlers.forEach((h) => h(req, res));
+    try {
+      probe(req, res);
+    } catch (err) {
+      log.warnOnce(`probe:${log.describeError(err)}`, `a /probe request failed: ${log.describeError(err)}`);
+      if (!res.headersSent) res.writeHead(500).end();
+    }
+  });
+}
+
+function onConflict(family: Family, existing: string): void {
+  log.warnOnce(`conflict:${family.name}:${family.kind}`, `metric ${family.name} arrives as a ${family.kind} from one target and as a ${existing} from another; the ${family.kind} is left out: rename it at one target`);
+}
+
+function guard(what: string, fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    log.warn(`${what} failed: ${log.describeError(err)}; polling goes on`);
+  }
+}

@@ -1,0 +1,180 @@
+// `promotel poll` turning what targets answer into metrics: a JSON API mapped
+// by selectors, and Prometheus or OpenMetrics text re-exposed with the
+// target's labels. Polls are driven through /probe (interval 0), so every
+// count below is exact. What cannot be converted is counted in
+// promotel_poll_errors_total{target, reason} and logged once, never thrown.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { get, promtoolCheck, pythonParse, sampleValue } from './helpers';
+import { scrape, startPoller, startTargets, value, type Poller, type Targets } from './poll-helpers';
+
+let t: Targets;
+let poller: Poller;
+
+const GOOD = JSON.stringify({
+  up: true,
+  jobs: 5,
+  queues: [
+    { name: 'mail', depth: 3 },
+    { name: 'sms', depth: '7.5' },
+  ],
+  caches: { users: { hits: 10 }, 'odd "key"': { hits: 2 } },
+});
+
+before(async () => {
+  t = await startTargets();
+  poller = await startPoller(`
+interval: 0s        # polled only through /probe
+modules:
+  api:
+    format: json
+    metrics:
+      - name: app_up
+        help: Whether the service says it is up.
+        value: $.up
+      - name: app_jobs
+        type: counter
+        value: $.jobs
+      - name: app_queue_depth
+        each: $.queues[*]
+        value: $.depth
+        labels: { queue: $.name }
+      - name: app_cache_hits
+        each: $.caches.*
+        value: $.hits
+        labels: { cache: "@key" }
+  metrics: { format: prometheus }
+targets:
+  - { name: api, url: "${t.base}/json", module: api, labels: { env: test } }
+  - { name: prom, url: "${t.base}/metrics", module: metrics }
+  - { name: om, url: "${t.base}/om", module: metrics, job: batch }
+  - { name: html, url: "${t.base}/html", module: metrics }
+`);
+});
+
+after(async () => {
+  await poller?.stop();
+  await t?.close();
+});
+
+async function probe(target: string, openMetrics = false): Promise<string> {
+  const res = await get(`${poller.url}/probe?target=${target}`, openMetrics ? { headers: { accept: 'application/openmetrics-text; version=1.0.0' } } : undefined);
+  assert.equal(res.status, 200, res.body);
+  return res.body;
+}
+
+test('a JSON API becomes gauges and counters with labels from its fields', async () => {
+  t.jsonBodies = [GOOD];
+  const body = await probe('api');
+  const base = { target: 'api', job: 'api', env: 'test' };
+  assert.equal(value(body, 'promotel_probe_success', base), 1);
+  assert.equal(value(body, 'app_up', base), 1, 'true is 1');
+  assert.equal(value(body, 'app_jobs_total', base), 5, 'a counter gets _total');
+  assert.equal(value(body, 'app_queue_depth', { ...base, queue: 'mail' }), 3);
+  assert.equal(value(body, 'app_queue_depth', { ...base, queue: 'sms' }), 7.5, 'a numeric string is a number');
+  assert.equal(value(body, 'app_cache_hits', { ...base, cache: 'users' }), 10, '@key is the field name');
+  assert.equal(value(body, 'app_cache_hits', { ...base, cache: 'odd \\"key\\"' }), 2, 'escaped in the exposition');
+  assert.match(body, /^# HELP app_up Whether the service says it is up\.$/m);
+  assert.match(body, /^# TYPE app_jobs_total counter$/m);
+  assert.equal(promtoolCheck(body), '');
+  const families = pythonParse(body);
+  assert.equal(sampleValue(families, 'app_queue_depth', { queue: 'sms' }), 7.5);
+  assert.equal(sampleValue(families, 'app_cache_hits', { cache: 'odd "key"' }), 2);
+  const errors = await scrape(`${poller.url}/metrics`);
+  assert.equal(value(errors, 'promotel_poll_errors_total', { target: 'api' }), undefined, 'a clean poll counts no error');
+});
+
+test('missing fields, invalid numbers and type changes are counted and skipped, not thrown', async () => {
+  t.jsonBodies = [
+    JSON.stringify({ up: true, jobs: 6, queues: [{ name: 'mail', depth: 'lots' }, { name: 'sms', depth: 'n/a' }, { name: 'push' }], caches: {} }),
+    JSON.stringify({ up: 'maybe', jobs: 7, queues: [{ name: 'mail', depth: 4 }, { depth: 1 }], caches: { users: { hits: 11 } } }),
+  ];
+  const first = await probe('api');
+  const base = { target: 'api', job: 'api', env: 'test' };
+  assert.equal(value(first, 'promotel_probe_success', base), 1, 'conversion problems do not fail the probe');
+  assert.equal(value(first, 'app_jobs_total', base), 6);
+  assert.equal(value(first, 'app_queue_depth', { ...base, queue: 'mail' }), undefined, '"lots" is skipped');
+  assert.equal(value(first, 'app_queue_depth', { ...base, queue: 'sms' }), undefined, '"n/a" is skipped');
+  assert.equal(value(first, 'app_queue_depth', { ...base, queue: 'push' }), undefined, 'no depth: skipped');
+  assert.equal(value(first, 'app_cache_hits', base), undefined, 'each matched nothing');
+
+  const second = await probe('api');
+  assert.equal(value(second, 'app_up', base), undefined, '"maybe" is no number');
+  assert.equal(value(second, 'app_queue_depth', { ...base, queue: 'mail' }), 4);
+  assert.equal(value(second, 'app_cache_hits', { ...base, cache: 'users' }), 11);
+
+  const metrics = await scrape(`${poller.url}/metrics`);
+  const errors = (reason: string): number | undefined => value(metrics, 'promotel_poll_errors_total', { target: 'api', reason });
+  // First body: mail's depth was a number and is now "lots" (type_changed); sms's was the
+  // string "7.5" and is now "n/a" (invalid_number); push has no depth and caches no element
+  // (missing_field twice). Second body: up was a boolean (type_changed), mail's depth and the
+  // second queue's were strings and are numbers (type_changed twice), and the second queue
+  // has no name for its label (missing_field).
+  assert.equal(errors('type_changed'), 4);
+  assert.equal(errors('missing_field'), 3);
+  assert.equal(errors('invalid_number'), 1);
+  assert.equal(poller.stderr().match(/target api .*type_changed/g)?.length, 1, `logged once per reason:\n${poller.stderr()}`);
+  assert.equal(poller.stderr().match(/target api .*missing_field/g)?.length, 1);
+});
+
+test('a body that is not JSON fails the probe with reason invalid_json', async () => {
+  t.jsonBodies = ['<html>oops</html>'];
+  const body = await probe('api');
+  assert.equal(value(body, 'promotel_probe_success', { target: 'api' }), 0);
+  assert.equal(value(body, 'promotel_probe_failure', { target: 'api', reason: 'invalid_json' }), 1);
+  assert.equal(value(body, 'promotel_probe_http_status_code', { target: 'api' }), 200);
+  const metrics = await scrape(`${poller.url}/metrics`);
+  assert.equal(value(metrics, 'promotel_poll_errors_total', { target: 'api', reason: 'invalid_json' }), 1);
+});
+
+test('Prometheus text is re-exposed with target and job; the target\'s own job label becomes exported_job', async () => {
+  const body = await probe('prom');
+  const base = { target: 'prom', job: 'prom' };
+  assert.equal(value(body, 'app_requests_total', { ...base, code: '200', exported_job: 'inner' }), 1027);
+  assert.equal(value(body, 'app_requests_total', { ...base, code: '500', exported_job: 'inner' }), 3);
+  assert.equal(value(body, 'app_temperature', base), -1.5);
+  assert.equal(value(body, 'app_latency_seconds_bucket', { ...base, le: '0.1' }), 4);
+  assert.equal(value(body, 'app_latency_seconds_bucket', { ...base, le: '0.5' }), 9);
+  assert.equal(value(body, 'app_latency_seconds_bucket', { ...base, le: '+Inf' }), 10);
+  assert.equal(value(body, 'app_latency_seconds_sum', base), 2.5);
+  assert.equal(value(body, 'app_latency_seconds_count', base), 10);
+  assert.equal(value(body, 'app_rpc_seconds', { ...base, quantile: '0.5' }), 0.05);
+  assert.equal(value(body, 'app_rpc_seconds_sum', base), 7);
+  assert.equal(value(body, 'app_rpc_seconds_count', base), 70);
+  assert.equal(value(body, 'app_untyped', { ...base, path: 'a\\"b' }), 42, 'the timestamp is dropped: served as of the poll');
+  assert.match(body, /^# TYPE app_latency_seconds histogram$/m);
+  assert.match(body, /^# TYPE app_rpc_seconds summary$/m);
+  assert.match(body, /^# HELP app_requests_total Requests served\.$/m);
+  assert.equal(promtoolCheck(body), '');
+
+  const text = pythonParse(body);
+  assert.equal(sampleValue(text, 'app_untyped', { path: 'a"b' }), 42);
+  assert.equal(sampleValue(text, 'app_rpc_seconds', { quantile: '0.5' }), 0.05);
+  const om = await probe('prom', true);
+  const parsed = pythonParse(om, true);
+  assert.equal(sampleValue(parsed, 'app_requests_total', { code: '200', exported_job: 'inner', target: 'prom' }), 1027);
+  assert.equal(sampleValue(parsed, 'app_latency_seconds_bucket', { le: '0.5', target: 'prom' }), 9);
+  assert.equal(sampleValue(parsed, 'app_rpc_seconds_count', { target: 'prom' }), 70);
+  assert.doesNotMatch(om, /^app_requests_created/m, 'no _created where the source gave none');
+});
+
+test('OpenMetrics is re-exposed too: _created kept, exemplars dropped, info as a gauge', async () => {
+  const body = await probe('om', true);
+  const base = { target: 'om', job: 'batch' };
+  assert.equal(value(body, 'om_jobs_total', { ...base, queue: 'mail' }), 17);
+  assert.equal(value(body, 'om_jobs_created', { ...base, queue: 'mail' }), 1700000000.5);
+  assert.equal(value(body, 'om_build_info', { ...base, version: '1.2.3' }), 1);
+  assert.equal(value(body, 'om_up', base), 1);
+  assert.doesNotMatch(body, /trace_id/);
+  const parsed = pythonParse(body, true);
+  assert.equal(sampleValue(parsed, 'om_jobs_total', { queue: 'mail' }), 17);
+  assert.equal(promtoolCheck(await probe('om')), '');
+});
+
+test('a page that is not metrics fails the probe with reason invalid_exposition', async () => {
+  const body = await probe('html');
+  assert.equal(value(body, 'promotel_probe_success', { target: 'html' }), 0);
+  assert.equal(value(body, 'promotel_probe_failure', { target: 'html', reason: 'invalid_exposition' }), 1);
+  const metrics = await scrape(`${poller.url}/metrics`);
+  assert.equal(value(metrics, 'promotel_poll_errors_total', { target: 'html', reason: 'invalid_exposition' }), 1);
+});

@@ -1,0 +1,104 @@
+// /probe must not let whoever reaches the metrics port make the poller fetch
+// arbitrary URLs (server-side request forgery). Only configured target names
+// and URLs matching an allow: pattern are polled, judged after the URL parser
+// has normalised them, and redirects obey the same rule. Each attempt below
+// is checked twice: by the answer, and by the hit counters of the servers
+// that must not have been reached.
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, test } from 'node:test';
+import { get } from './helpers';
+import { startPoller, startTargets, value, type Poller, type Targets } from './poll-helpers';
+
+let t: Targets;
+let poller: Poller;
+/** An internal service nothing may reach through the poller (think cloud metadata). */
+let secret: Server;
+let secretUrl: string;
+let secretHits = 0;
+
+before(async () => {
+  t = await startTargets();
+  secret = createServer((_req, res) => {
+    secretHits++;
+    res.end('credentials\n');
+  });
+  await new Promise<void>((r) => secret.listen(0, '127.0.0.1', r));
+  secretUrl = `http://127.0.0.1:${(secret.address() as AddressInfo).port}`;
+  poller = await startPoller(`
+interval: 0s
+allow:
+  - ${t.base}/public/**
+targets:
+  - { name: ok, url: "${t.base}/ok" }
+`);
+});
+
+after(async () => {
+  await poller?.stop();
+  await t?.close();
+  secret?.closeAllConnections();
+  await new Promise((r) => secret?.close(r));
+});
+
+const probe = (target: string, module?: string): ReturnType<typeof get> =>
+  get(`${poller.url}/probe?target=${encodeURIComponent(target)}${module ? `&module=${encodeURIComponent(module)}` : ''}`);
+
+test('a configured target name and an allowed URL are polled', async () => {
+  const named = await probe('ok');
+  assert.equal(named.status, 200);
+  assert.equal(value(named.body, 'promotel_probe_success', { target: 'ok' }), 1);
+
+  const before = t.hits.get('/public/ok') ?? 0;
+  const url = await probe(`${t.base}/public/ok`);
+  assert.equal(url.status, 200);
+  assert.equal(value(url.body, 'promotel_probe_success', { target: `${t.base}/public/ok`, job: 'probe' }), 1);
+  assert.equal(t.hits.get('/public/ok'), before + 1);
+});
+
+test('URLs outside the allow-list are refused before any request is made', async () => {
+  const okHits = t.hits.get('/ok') ?? 0;
+  const attempts: Array<[string, number]> = [
+    [`${secretUrl}/`, 403], // another port of the same host
+    [`${t.base}/ok`, 403], // the allowed host, a path outside /public/
+    [`${t.base}/public/../ok`, 403], // dot segments are resolved before matching
+    [`${t.base}/public/%2e%2e/ok`, 403], // so are encoded ones
+    [`${t.base}/PUBLIC/ok`, 403], // paths are case-sensitive
+    [`http://169.254.169.254/latest/meta-data/`, 403],
+    [`http://user:pw@${t.base.slice(7)}/public/ok`, 400], // credentials
+    [`http://${t.base.slice(7)}@127.0.0.1:${new URL(secretUrl).port}/public/ok`, 400], // userinfo hiding the real host
+    ['file:///etc/passwd', 400],
+    ['gopher://127.0.0.1:25/', 400],
+    ['ok/../../etc', 400], // neither a name nor a URL
+  ];
+  for (const [target, status] of attempts) {
+    const res = await probe(target);
+    assert.equal(res.status, status, `${target}: ${res.body}`);
+    assert.doesNotMatch(res.body, /promotel_probe/, `${target} must not be probed`);
+  }
+  const missing = await get(`${poller.url}/probe`);
+  assert.equal(missing.status, 400);
+  assert.match(missing.body, /target parameter is missing/);
+  const module = await probe('ok', 'http://evil/');
+  assert.equal(module.status, 400, 'module names a module of the config, nothing else');
+  assert.equal(secretHits, 0);
+  assert.equal(t.hits.get('/ok') ?? 0, okHits);
+});
+
+test('a redirect from an allowed URL is followed only where allow: permits', async () => {
+  const inside = await probe(`${t.base}/public/redirect?to=/public/ok`);
+  assert.equal(value(inside.body, 'promotel_probe_success'), 1);
+  assert.equal(value(inside.body, 'promotel_probe_http_redirects'), 1);
+
+  const okHits = t.hits.get('/ok') ?? 0;
+  for (const to of [`${secretUrl}/`, '/ok', `${t.base}/public/%2e%2e/ok`]) {
+    const res = await probe(`${t.base}/public/redirect?to=${encodeURIComponent(to)}`);
+    assert.equal(res.status, 200, 'the probe ran; its redirect was refused');
+    assert.equal(value(res.body, 'promotel_probe_success'), 0, to);
+    assert.equal(value(res.body, 'promotel_probe_failure', { reason: 'redirect_not_allowed' }), 1, to);
+    assert.equal(value(res.body, 'promotel_probe_http_status_code'), 302);
+  }
+  assert.equal(secretHits, 0);
+  assert.equal(t.hits.get('/ok') ?? 0, okHits, 'the same origin outside allow: is off limits to an ad-hoc URL');
+});

@@ -1,0 +1,94 @@
+// The small pure parts of the sidecar, as their documentation describes
+// them: the JSON selector syntax, allow: URL patterns, durations, and the
+// scheduler's jitter and concurrency limit.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { allowed, compilePattern, normalise } from '../src/poll/allow';
+import { parseDuration } from '../src/poll/config';
+import { createLimiter, createScheduler } from '../src/poll/scheduler';
+import { compileSelector, select } from '../src/poll/selector';
+
+test('selectors: fields, quoted keys, indexes, wildcards and @key', () => {
+  const doc = { a: { 'b c': [10, 20, 30] }, list: [{ n: 1 }, { n: 2 }], map: { x: { n: 3 }, y: { n: 4 } } };
+  const values = (s: string, root: unknown = doc): unknown[] => select(compileSelector(s), root).map((m) => m.value);
+  assert.deepEqual(values('$'), [doc]);
+  assert.deepEqual(values('$.a["b c"][1]'), [20]);
+  assert.deepEqual(values('$.list[*].n'), [1, 2]);
+  assert.deepEqual(values('$.map.*.n'), [3, 4]);
+  assert.deepEqual(select(compileSelector('$.map.*'), doc).map((m) => m.key), ['x', 'y']);
+  assert.deepEqual(select(compileSelector('@key'), { n: 3 }, 'x'), [{ value: 'x', key: 'x' }]);
+  assert.deepEqual(values('$.missing.n'), []);
+  assert.deepEqual(values('$.list.n'), [], 'a field of a list is nothing: use [*]');
+  assert.deepEqual(values('$.constructor'), [], 'only own fields');
+  assert.throws(() => compileSelector('queue.depth'), /does not start with \$/);
+  assert.throws(() => compileSelector('$.a..b'), /cannot be read at "\.\.b" \(position 4\)/);
+});
+
+test('allow patterns: * is one segment, a trailing ** the rest, matched after normalisation', () => {
+  const yes = (pattern: string, url: string): boolean => allowed(normalise(url)!, [compilePattern(pattern)]);
+  assert.equal(yes('http://127.0.0.1:8080/health', 'http://127.0.0.1:8080/health'), true);
+  assert.equal(yes('http://127.0.0.1:8080/health', 'http://127.0.0.1:8080/health?x=1'), false, 'no query unless **');
+  assert.equal(yes('http://*.svc.local:8080/q', 'http://shop.svc.local:8080/q'), true);
+  assert.equal(yes('http://*.svc.local:8080/q', 'http://evil.com/.svc.local:8080/q'), false);
+  assert.equal(yes('https://api.internal/status/**', 'https://api.internal/status/a/b?c=d'), true);
+  assert.equal(yes('https://api.internal/status/**', 'https://api.internal/status/../admin'), false);
+  assert.equal(yes('https://api.internal:443/x', 'https://API.internal/x'), true, 'default port and host case are normalised');
+  assert.equal(normalise('http://u:p@h/'), undefined);
+  assert.equal(normalise('ftp://h/'), undefined);
+  assert.throws(() => compilePattern('http://h/**/x'), /\*\* is only allowed at the end/);
+  assert.throws(() => compilePattern('h:80/x'), /is not an http\(s\) URL pattern/);
+});
+
+test('durations: 500ms, 15s, 1m30s, or a number of seconds', () => {
+  assert.equal(parseDuration('500ms'), 500);
+  assert.equal(parseDuration('15s'), 15_000);
+  assert.equal(parseDuration('1m30s'), 90_000);
+  assert.equal(parseDuration('1.5h'), 5_400_000);
+  assert.equal(parseDuration(2.5), 2500);
+  assert.equal(parseDuration('15'), undefined, 'a unit is required in text');
+  assert.equal(parseDuration('-1s'), undefined);
+  assert.equal(parseDuration('15 seconds'), undefined);
+});
+
+test('the limiter never runs more than its limit, and a busy target skips its turn', async () => {
+  const limiter = createLimiter(3);
+  let running = 0;
+  let most = 0;
+  let runs = 0;
+  const job = (i: number) => ({
+    key: `job${i}`, intervalMs: 20, jitterMs: 0,
+    run: async () => {
+      runs++;
+      most = Math.max(most, ++running);
+      await new Promise((r) => setTimeout(r, 50)); // longer than the interval
+      running--;
+    },
+  });
+  const scheduler = createScheduler(limiter, () => 0);
+  scheduler.set(Array.from({ length: 10 }, (_, i) => job(i)));
+  await new Promise((r) => setTimeout(r, 330));
+  scheduler.stop();
+  assert.equal(most, 3);
+  // 3 at a time for 330 ms of 50 ms polls is at most 3 * ceil(330 / 50) = 21 runs, never 10 * 16.
+  assert.ok(runs >= 12 && runs <= 21, `runs: ${runs}`);
+});
+
+test('jitter spreads first polls over [0, jitter) and unchanged jobs keep their timers on set()', async () => {
+  const started: Array<[string, number]> = [];
+  const t0 = Date.now();
+  const draws = [0, 0.5, 0.99];
+  let i = 0;
+  const scheduler = createScheduler(createLimiter(10), () => draws[i++ % draws.length]!);
+  const job = (key: string) => ({ key, intervalMs: 10_000, jitterMs: 200, run: async () => void started.push([key, Date.now() - t0]) });
+  scheduler.set([job('a'), job('b'), job('c')]);
+  await new Promise((r) => setTimeout(r, 60));
+  scheduler.set([job('a'), job('b'), job('c')]); // a reload with the same targets: no new first poll
+  await new Promise((r) => setTimeout(r, 400));
+  scheduler.stop();
+  assert.deepEqual(started.map(([k]) => k), ['a', 'b', 'c']);
+  const at = Object.fromEntries(started);
+  // Timers may fire late on a busy machine, never early.
+  assert.ok(at.a! < 95, `a at ${at.a}`);
+  assert.ok(at.b! >= 99 && at.b! < 190, `b at ${at.b}`);
+  assert.ok(at.c! >= 197, `c at ${at.c}`);
+});
