@@ -1,0 +1,96 @@
+// Typed reads of a parsed YAML document for config.ts. Each records a
+// problem located by line (`file:line: field: message`) and returns a
+// fallback, so that validation goes on and reports every problem at once.
+import { isMap, isScalar, isSeq, type LineCounter, type Node } from 'yaml';
+
+export interface Ctx {
+  file: string;
+  lc: LineCounter;
+  problems: string[];
+}
+
+export function fail(ctx: Ctx, node: unknown, field: string, message: string): void {
+  const range = (node as { range?: [number, number, number] } | null)?.range;
+  const line = range ? ctx.lc.linePos(range[0]).line : 1;
+  ctx.problems.push(`${ctx.file}:${line}: ${field}: ${message}`);
+}
+
+export function entries(ctx: Ctx, node: unknown, field: string, known: string[] | undefined): Map<string, Node> | undefined {
+  if (!isMap(node)) {
+    fail(ctx, node, field, `must be a mapping (key: value lines), not ${describe(node)}`);
+    return undefined;
+  }
+  const out = new Map<string, Node>();
+  for (const pair of node.items) {
+    const key = isScalar(pair.key) ? String(pair.key.value) : undefined;
+    if (key === undefined) {
+      fail(ctx, pair.key, field, 'has a key that is not plain text');
+      continue;
+    }
+    if (known && !known.includes(key)) {
+      fail(ctx, pair.key, field === '(top level)' ? key : `${field}.${key}`, `is not a known field: use one of ${known.join(', ')}`);
+      continue;
+    }
+    out.set(key, (pair.value ?? pair.key) as Node);
+  }
+  return out;
+}
+
+export function seq(ctx: Ctx, node: Node, field: string): Array<[number, Node]> {
+  if (!isSeq(node)) {
+    fail(ctx, node, field, `must be a list (lines starting with -), not ${describe(node)}`);
+    return [];
+  }
+  return node.items.map((item, i) => [i, item as Node]);
+}
+
+function scalar(node: unknown): unknown {
+  return isScalar(node) ? node.value : undefined;
+}
+
+export function str(ctx: Ctx, node: Node, field: string): string | undefined {
+  const v = scalar(node);
+  if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return String(v);
+  fail(ctx, node, field, `must be text, not ${describe(node)}`);
+  return undefined;
+}
+
+export function bool(ctx: Ctx, node: Node, field: string, fallback: boolean): boolean {
+  const v = scalar(node);
+  if (typeof v === 'boolean') return v;
+  fail(ctx, node, field, `${JSON.stringify(v ?? describe(node))} must be true or false`);
+  return fallback;
+}
+
+export function int(ctx: Ctx, node: Node, field: string, min: number, max: number, fallback: number): number {
+  const v = scalar(node);
+  if (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max) return v;
+  fail(ctx, node, field, `${JSON.stringify(v ?? describe(node))} must be a whole number from ${min} to ${max}`);
+  return fallback;
+}
+
+export function duration(ctx: Ctx, node: Node, field: string, fallback: number): number {
+  const v = scalar(node);
+  const ms = parseDuration(v);
+  if (ms !== undefined) return ms;
+  fail(ctx, node, field, `${JSON.stringify(v ?? describe(node))} is not a duration: write it like 500ms, 15s, 1m or 1m30s`);
+  return fallback;
+}
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** `1m30s`, `500ms`, `15s`, or a bare number of seconds; undefined when it is none of these. */
+export function parseDuration(v: unknown): number | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? Math.round(v * 1000) : undefined;
+  if (typeof v !== 'string' || !/^(\d+(\.\d+)?(ms|s|m|h))+$/.test(v.trim())) return undefined;
+  let total = 0;
+  for (const [, n, unit] of v.trim().matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)) total += Number(n) * UNIT_MS[unit!]!;
+  return Math.round(total);
+}
+
+function describe(node: unknown): string {
+  if (isMap(node)) return 'a mapping';
+  if (isSeq(node)) return 'a list';
+  const v = scalar(node);
+  return v === null || v === undefined ? 'nothing' : JSON.stringify(v);
+}
