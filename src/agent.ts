@@ -3,13 +3,20 @@
 // instrumentations the configuration asks for, and the endpoint. Each piece
 // starts inside its own guard: one that fails is reported and skipped, and
 // neither the rest of the agent nor the application notices.
+//
+// sdk-metrics is more than half of what the preload would load, so it is
+// loaded when first needed: the first getMeter() of the app, the first
+// scrape, or the next turn of the event loop (for the runtime metrics),
+// whichever comes first. Until then a stand-in is the global MeterProvider,
+// the HTTP hooks count into their own stores, and the app's startup runs
+// without waiting for the SDK.
 import type { AddressInfo } from 'node:net';
-import { diag, DiagLogLevel, metrics, type Meter } from '@opentelemetry/api';
-import type { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { diag, DiagLogLevel, metrics, type Meter, type MeterProvider as ApiMeterProvider } from '@opentelemetry/api';
+import type { MeterProvider, MetricProducer, ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { clusterRole, createAggregator, PRIMARY_MARK, pushToPrimary } from './cluster';
 import { readConfig, type Config } from './config';
 import { startOtlpPush } from './exporters/otlp';
-import { PullReader } from './exposition/reader';
+import type { PullReader } from './exposition/reader';
 import { hostUnitOverrides, enableHostMetrics } from './instrumentations/host';
 import { enableFetchMetrics } from './instrumentations/http-fetch';
 import { enableHttpServerMetrics } from './instrumentations/http-server';
@@ -22,8 +29,9 @@ import { serveMetrics, type MetricsServer } from './server';
 
 export interface Agent {
   config: Config;
-  meterProvider: MeterProvider;
-  reader: PullReader;
+  /** The SDK's provider and reader; reading either loads the SDK if it is not loaded yet. */
+  readonly meterProvider: MeterProvider;
+  readonly reader: PullReader;
   /** Resolves with the endpoint's address, or undefined when it is off or its port was taken. */
   listening: Promise<AddressInfo | undefined>;
   shutdown(): Promise<void>;
@@ -45,31 +53,47 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
   if (config.disabled) return undefined;
   routeDiagnostics(config);
 
-  const { MeterProvider } = require('@opentelemetry/sdk-metrics') as typeof import('@opentelemetry/sdk-metrics');
-  const { resourceFromAttributes } = require('@opentelemetry/resources') as typeof import('@opentelemetry/resources');
-  const reader = new PullReader({ cardinalityLimit: config.cardinalityLimit, unitOverrides: hostUnitOverrides });
-  const meterProvider = new MeterProvider({ resource: resourceFromAttributes(resourceAttributes(config)), readers: [reader] });
-  if (!metrics.setGlobalMeterProvider(meterProvider)) {
+  interface Sdk {
+    meterProvider: MeterProvider;
+    reader: PullReader;
+    meter: Meter;
+  }
+  let sdk: Sdk | undefined;
+  const producers: MetricProducer[] = [];
+  let merge: ((own: ResourceMetrics) => ResourceMetrics) | undefined;
+  const load = (): Sdk => {
+    if (sdk) return sdk;
+    const { PullReader: Reader } = require('./exposition/reader') as typeof import('./exposition/reader');
+    const { MeterProvider: Provider } = require('@opentelemetry/sdk-metrics') as typeof import('@opentelemetry/sdk-metrics');
+    const { resourceFromAttributes } = require('@opentelemetry/resources') as typeof import('@opentelemetry/resources');
+    const reader = new Reader({ cardinalityLimit: config.cardinalityLimit, unitOverrides: hostUnitOverrides });
+    for (const p of producers) reader.addProducer(p);
+    reader.merge = merge;
+    const meterProvider = new Provider({ resource: resourceFromAttributes(resourceAttributes(config)), readers: [reader] });
+    sdk = { meterProvider, reader, meter: meterProvider.getMeter('promotel', VERSION) };
+    return sdk;
+  };
+  const standIn: ApiMeterProvider = { getMeter: (name, version, options) => load().meterProvider.getMeter(name, version, options) };
+  if (!metrics.setGlobalMeterProvider(standIn)) {
     log.warn('a global MeterProvider was already registered before promotel, so metrics made with @opentelemetry/api go there, not to :' + config.port + ': load promotel first (--require/--import promotel/register) or drop the other SDK');
   }
-  const meter = meterProvider.getMeter('promotel', VERSION);
   const stops: Array<() => void> = [];
 
   if (config.httpMetrics) {
     const serverHook = config.httpServerHook;
     guard('HTTP server metrics', 'PROMOTEL_HTTP_METRICS', () => {
       stops.push(
-        enableHttpServerMetrics((p) => reader.addProducer(p), {
+        enableHttpServerMetrics((p) => (sdk ? sdk.reader.addProducer(p) : producers.push(p)), {
           duration: serverHook === 'diagnostics_channel',
           cardinalityLimit: config.cardinalityLimit,
           scope: { name: 'promotel', version: VERSION },
         }),
       );
     });
-    guard('fetch() metrics', 'PROMOTEL_HTTP_METRICS', () => stops.push(enableFetchMetrics(meter)));
+    guard('fetch() metrics', 'PROMOTEL_HTTP_METRICS', () => stops.push(enableFetchMetrics(() => load().meter)));
     const client = (): void =>
       guard('HTTP client metrics', 'PROMOTEL_HTTP_METRICS', () => {
-        stops.push(enableOtelHttp(meterProvider, { server: serverHook === 'instrumentation-http' }));
+        stops.push(enableOtelHttp(load().meterProvider, { server: serverHook === 'instrumentation-http' }));
       });
     // The server patch of instrumentation-http must precede the app's servers; the client patch may wait (startup time).
     if (serverHook === 'instrumentation-http') client();
@@ -82,6 +106,13 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
   stops.push(() => (stopped = true));
   setImmediate(() => {
     if (stopped) return;
+    let meterProvider: MeterProvider;
+    let meter: Meter;
+    try {
+      ({ meterProvider, meter } = load());
+    } catch (err) {
+      return log.warn(`the OpenTelemetry SDK could not load: ${log.describeError(err)}; the application runs without metrics (reinstall promotel with its dependencies)`);
+    }
     if (config.runtimeMetrics) {
       guard('runtime metrics', 'PROMOTEL_RUNTIME_METRICS', () => stops.push(enableRuntimeMetrics(meterProvider, meter)));
     }
@@ -98,7 +129,7 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
   if (config.exporters.length > 0 && role === 'worker') {
     // The primary serves and pushes for the whole cluster; this worker reports to it.
     guard('cluster reporting', 'OTEL_METRICS_EXPORTER', () => {
-      stops.push(pushToPrimary(() => reader.collect().then((r) => r.resourceMetrics), config.clusterPushIntervalMs));
+      stops.push(pushToPrimary(() => load().reader.collect().then((r) => r.resourceMetrics), config.clusterPushIntervalMs));
     });
   } else if (config.exporters.length > 0) {
     if (role === 'single') {
@@ -106,7 +137,8 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
         // Any worker this process forks with node:cluster will find the mark and report here.
         process.env[PRIMARY_MARK] = String(process.pid);
         const aggregator = createAggregator();
-        reader.merge = aggregator.merge;
+        merge = aggregator.merge;
+        if (sdk) sdk.reader.merge = merge;
         stops.push(aggregator.stop);
       });
     }
@@ -115,7 +147,7 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
         endpoint = serveMetrics({
           host: config.host,
           port: config.port,
-          scrape: (om) => reader.scrape(om),
+          scrape: (om) => load().reader.scrape(om),
           exclusive: role === 'orphan-worker',
           hint:
             role === 'orphan-worker'
@@ -131,7 +163,10 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
             protocol: config.otlpProtocol,
             intervalMs: config.exportIntervalMs,
             timeoutMs: config.otlpTimeoutMs,
-            collect: () => reader.collect().then((r) => (reader.merge ? reader.merge(r.resourceMetrics) : r.resourceMetrics)),
+            collect: () => {
+              const { reader } = load();
+              return reader.collect().then((r) => (reader.merge ? reader.merge(r.resourceMetrics) : r.resourceMetrics));
+            },
           },
           env,
         );
@@ -141,8 +176,12 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
 
   const agent: Agent = {
     config,
-    meterProvider,
-    reader,
+    get meterProvider() {
+      return load().meterProvider;
+    },
+    get reader() {
+      return load().reader;
+    },
     listening: endpoint ? endpoint.listening : Promise.resolve(undefined),
     async shutdown() {
       if (current !== agent) return;
@@ -156,7 +195,7 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
       }
       await otlp?.stop();
       await endpoint?.close();
-      await meterProvider.shutdown().catch((err: unknown) => log.debug(`MeterProvider shutdown: ${log.describeError(err)}`));
+      await sdk?.meterProvider.shutdown().catch((err: unknown) => log.debug(`MeterProvider shutdown: ${log.describeError(err)}`));
       metrics.disable();
     },
   };

@@ -6,7 +6,7 @@
 // | OTel name                      | type      | unit | attributes |
 // | http.client.request.duration   | histogram | s    | http.request.method, server.address, server.port, url.scheme, http.response.status_code, error.type |
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import type { Attributes, Meter } from '@opentelemetry/api';
+import type { Attributes, Histogram, Meter } from '@opentelemetry/api';
 import { describeError, warnOnce } from '../log';
 import { DURATION_BUCKETS, normalizeMethod } from './http-semconv';
 
@@ -22,12 +22,15 @@ interface Pending {
   attributes: Attributes;
 }
 
-export function enableFetchMetrics(meter: Meter): () => void {
-  const duration = meter.createHistogram('http.client.request.duration', {
-    description: 'Duration of HTTP client requests.',
-    unit: 's',
-    advice: { explicitBucketBoundaries: DURATION_BUCKETS },
-  });
+/** `meter` is called at the first finished request, so that subscribing does not load the SDK. */
+export function enableFetchMetrics(meter: () => Meter): () => void {
+  let duration: Histogram | undefined;
+  const histogram = (): Histogram =>
+    (duration ??= meter().createHistogram('http.client.request.duration', {
+      description: 'Duration of HTTP client requests.',
+      unit: 's',
+      advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+    }));
   const pending = new WeakMap<object, Pending>();
 
   const guarded =
@@ -45,7 +48,7 @@ export function enableFetchMetrics(meter: Meter): () => void {
     const p = pending.get(request);
     if (!p) return;
     pending.delete(request);
-    duration.record((performance.now() - p.start) / 1000, { ...p.attributes, ...extra });
+    histogram().record((performance.now() - p.start) / 1000, { ...p.attributes, ...extra });
   };
 
   const onCreate = guarded<{ request: UndiciRequest }>(({ request }) => {
