@@ -55,6 +55,13 @@ test('a configured target name and an allowed URL are polled', async () => {
   assert.equal(url.status, 200);
   assert.equal(value(url.body, 'promotel_probe_success', { target: `${t.base}/public/ok`, job: 'probe' }), 1);
   assert.equal(t.hits.get('/public/ok'), before + 1);
+
+  // Callers choose these URLs, so promotel's own series name the allow: pattern, not each URL.
+  await probe(`${t.base}/public/ok?page=2`);
+  const metrics = await get(`${poller.url}/metrics`);
+  assert.equal(value(metrics.body, 'promotel_poll_duration_seconds_count', { target: `${t.base}/public/**` }), 2);
+  assert.equal(value(metrics.body, 'promotel_poll_duration_seconds_count', { target: `${t.base}/public/ok` }), undefined);
+  assert.equal(value(metrics.body, 'promotel_poll_duration_seconds_count', { target: 'ok' }), 1);
 });
 
 test('URLs outside the allow-list are refused before any request is made', async () => {

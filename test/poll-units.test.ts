@@ -4,7 +4,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { allowed, compilePattern, normalise } from '../src/poll/allow';
-import { parseDuration } from '../src/poll/config';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { parseConfig, parseDuration } from '../src/poll/config';
+import { handleProbe } from '../src/poll/endpoint';
 import { createLimiter, createScheduler } from '../src/poll/scheduler';
 import { compileSelector, select } from '../src/poll/selector';
 
@@ -91,4 +94,30 @@ test('jitter spreads first polls over [0, jitter) and unchanged jobs keep their 
   assert.ok(at.a! < 95, `a at ${at.a}`);
   assert.ok(at.b! >= 99 && at.b! < 190, `b at ${at.b}`);
   assert.ok(at.c! >= 197, `c at ${at.c}`);
+});
+
+test('the limiter counts what waits, and /probe answers 503 instead of queueing past the bound', async () => {
+  const limiter = createLimiter(1);
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const runs = [limiter.run(() => gate), limiter.run(async () => 1), limiter.run(async () => 2)];
+  assert.equal(limiter.active, 1);
+  assert.equal(limiter.queued, 2);
+  release();
+  await Promise.all(runs);
+  assert.equal(limiter.queued, 0);
+
+  const config = parseConfig('targets:\n  - { name: a, url: "http://127.0.0.1:1/" }\n');
+  let polled = 0;
+  const server = createServer((req, res) => handleProbe(req, res, { config: () => config, poll: async () => (polled++, []), busy: () => true }));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/probe?target=a`);
+    assert.equal(res.status, 503);
+    assert.equal(res.headers.get('retry-after'), '1');
+    assert.match(await res.text(), /too many probes are waiting/);
+    assert.equal(polled, 0);
+  } finally {
+    server.close();
+  }
 });

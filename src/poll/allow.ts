@@ -50,6 +50,11 @@ export function normalise(raw: string): URL | undefined {
 }
 
 export function allowed(url: URL, patterns: readonly UrlPattern[]): boolean {
+  return matching(url, patterns) !== undefined;
+}
+
+/** The first pattern that allows the URL. */
+export function matching(url: URL, patterns: readonly UrlPattern[]): UrlPattern | undefined {
   const text = `${url.protocol}//${url.host}${url.pathname}${url.search}`;
-  return patterns.some((p) => p.regex.test(text));
+  return patterns.find((p) => p.regex.test(text));
 }

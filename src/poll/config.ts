@@ -44,8 +44,12 @@ export interface Target {
   labels: Record<string, string>;
   intervalMs: number;
   timeoutMs: number;
-  /** A URL given to /probe?target=URL rather than a configured target: its redirects must match allow: too. */
-  adHoc?: boolean;
+  /**
+   * Set for a URL given to /probe?target=URL rather than a configured target: the allow: pattern
+   * it matched. Its redirects must match allow: too, and promotel's own metrics of the poll are
+   * labelled with the pattern, not the URL, so that callers cannot grow their series.
+   */
+  adHoc?: string;
 }
 
 export interface PollConfig {

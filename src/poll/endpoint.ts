@@ -10,13 +10,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { serialize } from '../exposition/serialize';
 import { OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, wantsOpenMetrics } from '../server';
-import { allowed, normalise } from './allow';
+import { matching, normalise } from './allow';
 import type { Module, PollConfig, Target } from './config';
 import { toScopeMetrics, type Family } from './families';
 
 export interface ProbeDeps {
   config(): PollConfig;
   poll(target: Target, module: Module): Promise<Family[]>;
+  /** True when so many polls wait already that another /probe would only hold a connection open. */
+  busy(): boolean;
 }
 
 export function handleProbe(req: IncomingMessage, res: ServerResponse, deps: ProbeDeps): void {
@@ -29,6 +31,10 @@ export function handleProbe(req: IncomingMessage, res: ServerResponse, deps: Pro
   const resolved = resolveTarget(config, query.get('target'), query.get('module'));
   if ('status' in resolved) return plain(res, resolved.status, `${resolved.message}\n`);
   const { target, module } = resolved;
+  if (deps.busy()) {
+    res.setHeader('Retry-After', '1');
+    return plain(res, 503, 'too many probes are waiting already: probe less often, or raise concurrency: in the config\n');
+  }
   // Finish before the scraper gives up, as blackbox_exporter does (half a second of margin).
   const header = Number(req.headers['x-prometheus-scrape-timeout-seconds']);
   if (Number.isFinite(header) && header > 0) target.timeoutMs = Math.max(100, Math.min(target.timeoutMs, header * 1000 - 500));
@@ -62,11 +68,12 @@ export function resolveTarget(config: PollConfig, name: string | null, moduleNam
   if (!url || !/^https?:\/\//i.test(name)) {
     return { status: 400, message: `target ${JSON.stringify(name)} is neither a configured target name nor an http(s) URL without credentials` };
   }
-  if (!allowed(url, config.allow)) {
+  const pattern = matching(url, config.allow);
+  if (!pattern) {
     return { status: 403, message: `target ${JSON.stringify(name)} is not a configured target and no allow: pattern matches ${url.href}: add it to targets: or allow: in the config` };
   }
   const module = config.modules.get(moduleName ?? 'http')!;
-  return { target: { name: url.href, url: url.href, module: module.name, job: 'probe', labels: {}, intervalMs: 0, timeoutMs: module.timeoutMs ?? config.timeoutMs, adHoc: true }, module };
+  return { target: { name: url.href, url: url.href, module: module.name, job: 'probe', labels: {}, intervalMs: 0, timeoutMs: module.timeoutMs ?? config.timeoutMs, adHoc: pattern.source }, module };
 }
 
 function plain(res: ServerResponse, status: number, body: string): void {

@@ -43,6 +43,8 @@ export interface PollContext {
 
 export async function pollTarget(target: Target, module: Module, ctx: PollContext): Promise<Family[]> {
   const started = performance.now();
+  // promotel's own series and log lines are per configured target, or per allow: pattern for /probe URLs.
+  const self = target.adHoc ?? target.name;
   const { instruments } = ctx;
   instruments.inFlight.add(1);
   try {
@@ -55,13 +57,14 @@ export async function pollTarget(target: Target, module: Module, ctx: PollContex
       // A configured target may redirect within its origin; anywhere else, and for every redirect
       // of a URL given to /probe (an open redirect must not widen what allow: permits), only
       // where allow: says.
-      mayFollow: (next) => (next.origin === origin && !target.adHoc) || allowed(next, ctx.config.allow),
+      mayFollow: (next) => (next.origin === origin && target.adHoc === undefined) || allowed(next, ctx.config.allow),
     });
     const extra = targetLabels(target);
     let converted: Family[] = [];
     const errors: ConvertError[] = [];
     if (result.success && result.body !== undefined) {
-      let types = ctx.memory.get(target.name);
+      // A one-off URL of /probe has no previous poll to compare with, and must not leave state behind.
+      let types = target.adHoc !== undefined ? new Map<string, string>() : ctx.memory.get(target.name);
       if (!types) ctx.memory.set(target.name, (types = new Map()));
       const text = result.body.toString('utf8');
       if (module.format === 'json') {
@@ -78,22 +81,22 @@ export async function pollTarget(target: Target, module: Module, ctx: PollContex
     }
     if (!result.success) {
       const reason = result.reason ?? 'network';
-      instruments.errors.add(1, { target: target.name, reason });
-      log.warnOnce(`poll:${target.name}:${reason}`, `target ${target.name} (${target.url}) failed: ${reason}: ${(result as { message?: string }).message ?? reason}; promotel_probe_success{target="${target.name}"} is 0 and promotel_poll_errors_total{reason="${reason}"} counts it (logged once)`);
+      instruments.errors.add(1, { target: self, reason });
+      log.warnOnce(`poll:${self}:${reason}`, `target ${target.name} (${target.url}) failed: ${reason}: ${(result as { message?: string }).message ?? reason}; promotel_probe_success{target="${target.name}"} is 0 and promotel_poll_errors_total{target="${self}",reason="${reason}"} counts it (logged once)`);
     }
     for (const e of errors) {
-      instruments.errors.add(1, { target: target.name, reason: e.reason });
-      log.warnOnce(`poll:${target.name}:${e.reason}`, `target ${target.name} (${target.url}): ${e.reason}: ${e.message}; the value is skipped and promotel_poll_errors_total{target="${target.name}",reason="${e.reason}"} counts it (logged once)`);
+      instruments.errors.add(1, { target: self, reason: e.reason });
+      log.warnOnce(`poll:${self}:${e.reason}`, `target ${target.name} (${target.url}): ${e.reason}: ${e.message}; the value is skipped and promotel_poll_errors_total{target="${self}",reason="${e.reason}"} counts it (logged once)`);
     }
     return [...probeFamilies(result, extra, target.url.startsWith('https:')), ...converted];
   } catch (err) {
     // Only a bug gets here; the poller goes on.
-    instruments.errors.add(1, { target: target.name, reason: 'internal' });
-    log.warnOnce(`poll:${target.name}:internal`, `polling target ${target.name} failed unexpectedly: ${log.describeError(err)}`);
+    instruments.errors.add(1, { target: self, reason: 'internal' });
+    log.warnOnce(`poll:${self}:internal`, `polling target ${target.name} failed unexpectedly: ${log.describeError(err)}`);
     return [];
   } finally {
     instruments.inFlight.add(-1);
-    instruments.duration.record((performance.now() - started) / 1000, { target: target.name });
+    instruments.duration.record((performance.now() - started) / 1000, { target: self });
   }
 }
 

@@ -9,6 +9,8 @@ export interface Limiter {
   run<T>(fn: () => Promise<T>): Promise<T>;
   setLimit(n: number): void;
   readonly active: number;
+  /** Runs waiting for a slot. */
+  readonly queued: number;
 }
 
 export function createLimiter(limit: number): Limiter {
@@ -23,6 +25,9 @@ export function createLimiter(limit: number): Limiter {
   return {
     get active() {
       return active;
+    },
+    get queued() {
+      return queue.length;
     },
     setLimit(n) {
       limit = n;

@@ -18,6 +18,8 @@ import { toScopeMetrics, type Family } from './families';
 import { createInstruments, pollTarget, type PollContext } from './poll';
 import { createLimiter, createScheduler, type Job } from './scheduler';
 
+const MAX_QUEUED_PROBES = 100;
+
 export interface Poller {
   listening: Promise<AddressInfo | undefined>;
   config(): PollConfig;
@@ -87,7 +89,12 @@ export function startPoller(initial: PollConfig, options: ServiceOptions): Polle
 
   const endpoint: MetricsServer = serveMetrics({ host: options.host, port: options.port, scrape: (om) => reader.scrape(om), portVariable: 'OTEL_EXPORTER_PROMETHEUS_PORT (or --port)' });
   routeProbe(endpoint, (req, res) =>
-    handleProbe(req, res, { config: () => ctx.config, poll: (target: Target, module: Module) => limiter.run(() => pollTarget(target, module, ctx)) }),
+    handleProbe(req, res, {
+      config: () => ctx.config,
+      poll: (target: Target, module: Module) => limiter.run(() => pollTarget(target, module, ctx)),
+      // A flood of /probe requests must not queue without bound nor starve the scheduled polls for long.
+      busy: () => limiter.queued >= MAX_QUEUED_PROBES,
+    }),
   );
 
   return {
