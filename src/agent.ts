@@ -39,6 +39,9 @@ export interface Agent {
 
 let current: Agent | undefined;
 
+// A taken port is retried this often: cheap (one bind attempt) and short enough that a brief holder is not noticed.
+const PORT_RETRY_MS = 2000;
+
 /**
  * Starts the agent once per process; later calls return the running one.
  * Options override what the environment says. Returns undefined when
@@ -149,9 +152,10 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
           port: config.port,
           scrape: (om) => load().reader.scrape(om),
           exclusive: role === 'orphan-worker',
+          retryMs: PORT_RETRY_MS,
           hint:
             role === 'orphan-worker'
-              ? 'for each worker: this is a cluster worker whose primary runs without promotel (as under pm2); preload promotel in the primary too and it serves every worker on one port'
+              ? 'for each worker: this is a cluster worker whose primary runs without promotel (a pm2 daemon started without the preload?); preload promotel in the primary too (pm2 kill, then start pm2 with NODE_OPTIONS="--require promotel/register") and it serves every worker on one port'
               : undefined,
         });
       });

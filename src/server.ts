@@ -30,6 +30,19 @@ export interface ServeOptions {
   exclusive?: boolean;
   /** Said after the port-taken warning, when the situation has a better fix than another port. */
   hint?: string;
+  /** When the port is taken, try again this often (silently after the first warning) until it is free. */
+  retryMs?: number;
+}
+
+function failure(err: NodeJS.ErrnoException, options: ServeOptions, retrying: boolean): string {
+  const where = `${options.host}:${options.port}`;
+  const variable = options.portVariable ?? 'OTEL_EXPORTER_PROMETHEUS_PORT';
+  const without = retrying
+    ? `(the application keeps running without a metrics endpoint; promotel tries the port again every ${options.retryMs! / 1000} s)`
+    : '(the application keeps running without a metrics endpoint)';
+  if (err.code === 'EADDRINUSE') return `cannot serve metrics on ${where}: port ${options.port} is already in use; set ${variable} to a free port${options.hint ? ` ${options.hint}` : ''} ${without}`;
+  if (err.code === 'EACCES') return `cannot serve metrics on ${where}: permission denied for port ${options.port}; set ${variable} to a port above 1023 ${without}`;
+  return `cannot serve metrics on ${where}: ${describeError(err)}; check OTEL_EXPORTER_PROMETHEUS_HOST and ${variable} ${without}`;
 }
 
 export function serveMetrics(options: ServeOptions): MetricsServer {
@@ -44,24 +57,40 @@ export function serveMetrics(options: ServeOptions): MetricsServer {
   server.keepAliveTimeout = 65_000; // longer than a typical scrape interval, so scrapers reuse connections
   server.on('connection', (socket) => socket.unref());
   server.on('clientError', (_err, socket) => socket.destroy());
+  let retry: NodeJS.Timeout | undefined;
+  let closed = false;
+  const listen = (): void => {
+    server.listen({ port: options.port, host: options.host, exclusive: options.exclusive ?? false });
+  };
   const listening = new Promise<AddressInfo | undefined>((resolve) => {
-    server.once('error', (err: NodeJS.ErrnoException) => {
-      const where = `${options.host}:${options.port}`;
-      const variable = options.portVariable ?? 'OTEL_EXPORTER_PROMETHEUS_PORT';
-      if (err.code === 'EADDRINUSE') {
-        warn(`cannot serve metrics on ${where}: port ${options.port} is already in use; set ${variable} to a free port${options.hint ? ` ${options.hint}` : ''} (the application keeps running without a metrics endpoint)`);
-      } else if (err.code === 'EACCES') {
-        warn(`cannot serve metrics on ${where}: permission denied for port ${options.port}; set ${variable} to a port above 1023 (the application keeps running without a metrics endpoint)`);
-      } else {
-        warn(`cannot serve metrics on ${where}: ${describeError(err)}; check OTEL_EXPORTER_PROMETHEUS_HOST and ${variable} (the application keeps running without a metrics endpoint)`);
+    let warned = false;
+    const onError = (err: NodeJS.ErrnoException): void => {
+      const retrying = err.code === 'EADDRINUSE' && options.retryMs !== undefined && !closed;
+      if (!warned) {
+        warned = true;
+        warn(failure(err, options, retrying));
+        resolve(undefined);
       }
-      resolve(undefined);
-    });
-    server.listen({ port: options.port, host: options.host, exclusive: options.exclusive ?? false }, () => {
+      if (retrying) {
+        // The holder may be gone soon: a process being replaced, a launcher that preloaded
+        // promotel too (pm2's CLI before its daemon), the cluster worker that served until it died.
+        retry = setTimeout(() => {
+          server.once('error', onError);
+          listen();
+        }, options.retryMs);
+        retry.unref();
+      }
+    };
+    server.once('error', onError);
+    server.once('listening', () => {
       const address = server.address() as AddressInfo;
-      info(`serving metrics on http://${address.address}:${address.port}/metrics`);
+      const url = `http://${address.address}:${address.port}/metrics`;
+      if (warned) warn(`the metrics endpoint is up after all: port ${options.port} is free now, serving metrics on ${url}`);
+      else info(`serving metrics on ${url}`);
+      server.removeListener('error', onError);
       resolve(address);
     });
+    listen();
   });
   server.unref();
   return {
@@ -69,6 +98,9 @@ export function serveMetrics(options: ServeOptions): MetricsServer {
     listening,
     close: () =>
       new Promise<void>((resolve) => {
+        closed = true;
+        clearTimeout(retry);
+        if (!server.listening) return resolve();
         server.close(() => resolve());
         server.closeAllConnections?.();
       }),

@@ -13,7 +13,7 @@ function agentLines(stderr: string): string[] {
   return stderr.split('\n').filter((l) => l.startsWith('promotel '));
 }
 
-test('port already taken: one warning naming the port and the variable, and the app serves its own traffic', async () => {
+test('port already taken: one warning naming the port and the variable, the app serves its own traffic, and the agent takes the port once it is free', async () => {
   const metricsPort = await freePort();
   const squatter: Server = createServer((_req, res) => res.end('squatter\n'));
   await new Promise<void>((r) => squatter.listen(metricsPort, '127.0.0.1', r));
@@ -24,11 +24,17 @@ test('port already taken: one warning naming the port and the variable, and the 
     await app.waitFor(/already in use/);
     const lines = agentLines(app.stderr());
     assert.deepEqual(lines, [
-      `promotel warn: cannot serve metrics on 127.0.0.1:${metricsPort}: port ${metricsPort} is already in use; set OTEL_EXPORTER_PROMETHEUS_PORT to a free port (the application keeps running without a metrics endpoint)`,
+      `promotel warn: cannot serve metrics on 127.0.0.1:${metricsPort}: port ${metricsPort} is already in use; set OTEL_EXPORTER_PROMETHEUS_PORT to a free port (the application keeps running without a metrics endpoint; promotel tries the port again every 2 s)`,
     ]);
     const res = await get(`http://127.0.0.1:${appPort}/`);
     assert.equal(res.body, 'app ok\n');
     assert.equal((await get(`http://127.0.0.1:${metricsPort}/metrics`)).body, 'squatter\n');
+    // Once the holder lets go (a process being replaced, pm2's CLI before its daemon), the agent takes the port.
+    squatter.closeAllConnections();
+    await new Promise((r) => squatter.close(r));
+    await app.waitFor(/the metrics endpoint is up after all/, 6000);
+    assert.match((await get(`http://127.0.0.1:${metricsPort}/metrics`)).body, /^target_info\{/m);
+    assert.equal(agentLines(app.stderr()).length, 2, 'the warning and the recovery, nothing else');
   } finally {
     app.kill();
     squatter.close();
