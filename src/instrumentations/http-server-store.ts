@@ -34,6 +34,8 @@ export interface ActiveCell {
   value: number;
   /** Duration cells of this method and scheme, by `status route version error`. */
   readonly outcomes: Map<string, HistogramCell>;
+  /** The common outcome, HTTP/1.1 with no route and no error, by status code: no key string to build. */
+  readonly plain: Array<HistogramCell | undefined>;
 }
 
 function now(): HrTime {
@@ -42,7 +44,9 @@ function now(): HrTime {
 }
 
 export class HttpServerStore implements MetricProducer {
-  private readonly active = new Map<string, ActiveCell>();
+  // By scheme, then method: the parser's method strings are interned, so no key is built per request.
+  private readonly active = { http: new Map<string, ActiveCell>(), https: new Map<string, ActiveCell>() };
+  private activeCount = 0;
   private readonly durations: HistogramCell[] = [];
   private durationOverflow: HistogramCell | undefined;
   private activeOverflow: ActiveCell | undefined;
@@ -54,16 +58,17 @@ export class HttpServerStore implements MetricProducer {
     private readonly withDuration: boolean,
   ) {}
 
-  activeCell(method: string, scheme: string): ActiveCell {
-    const key = `${method} ${scheme}`;
-    let cell = this.active.get(key);
+  activeCell(method: string, scheme: 'http' | 'https'): ActiveCell {
+    const byMethod = this.active[scheme];
+    let cell = byMethod.get(method);
     if (cell !== undefined) return cell;
-    if (this.active.size >= this.limit - 1) {
-      this.activeOverflow ??= { attributes: { [OVERFLOW_ATTRIBUTE]: true }, start: now(), value: 0, outcomes: new Map() };
+    if (this.activeCount >= this.limit - 1) {
+      this.activeOverflow ??= { attributes: { [OVERFLOW_ATTRIBUTE]: true }, start: now(), value: 0, outcomes: new Map(), plain: [] };
       return this.activeOverflow;
     }
-    cell = { attributes: { 'http.request.method': method, 'url.scheme': scheme }, start: now(), value: 0, outcomes: new Map() };
-    this.active.set(key, cell);
+    cell = { attributes: { 'http.request.method': method, 'url.scheme': scheme }, start: now(), value: 0, outcomes: new Map(), plain: [] };
+    byMethod.set(method, cell);
+    this.activeCount++;
     return cell;
   }
 
@@ -92,7 +97,8 @@ export class HttpServerStore implements MetricProducer {
         } as MetricData);
       }
     }
-    const active = this.activeOverflow ? [...this.active.values(), this.activeOverflow] : [...this.active.values()];
+    const active = [...this.active.http.values(), ...this.active.https.values()];
+    if (this.activeOverflow) active.push(this.activeOverflow);
     if (active.length > 0) {
       metrics.push({
         descriptor: { name: 'http.server.active_requests', description: 'Number of active HTTP server requests.', unit: '{request}', valueType: DOUBLE },

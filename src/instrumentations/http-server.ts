@@ -60,8 +60,9 @@ export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void
       const route = expressRoute(this.req);
       const version = this.req?.httpVersion ?? '';
       const errorType = aborted ? 'aborted' : status >= 500 ? String(status) : '';
-      const key = `${status} ${version} ${errorType} ${route ?? ''}`;
-      let target = cell.outcomes.get(key);
+      const plain = route === undefined && errorType === '' && version === '1.1';
+      const key = plain ? '' : `${status} ${version} ${errorType} ${route ?? ''}`;
+      let target = plain ? cell.plain[status] : cell.outcomes.get(key);
       if (target === undefined) {
         const method = cell.attributes['http.request.method'] as string;
         const scheme = cell.attributes['url.scheme'] as string;
@@ -71,7 +72,8 @@ export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void
         if (version) attrs['network.protocol.version'] = version;
         if (errorType) attrs['error.type'] = errorType;
         target = store.newDurationCell(Object.freeze(attrs));
-        cell.outcomes.set(key, target);
+        if (plain) cell.plain[status] = target;
+        else cell.outcomes.set(key, target);
       }
       recordDuration(target, seconds, exemplar(seconds));
     } catch (err) {
