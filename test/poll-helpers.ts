@@ -127,7 +127,8 @@ export async function startTargets(): Promise<Targets> {
   const port = await listen(createServer((req, res) => route(req, res, t)));
   t.base = `http://127.0.0.1:${port}`;
   // Answers anything with bytes that are not HTTP.
-  t.garbagePort = await listen(createNetServer((c) => c.end('SSH-2.0-OpenSSH_9.2 garbage\r\n\r\n')));
+  // It waits for the request, so the client always reads the garbage rather than sometimes a reset.
+  t.garbagePort = await listen(createNetServer((c) => c.once('data', () => c.end('SSH-2.0-OpenSSH_9.2 garbage\r\n\r\n'))));
   t.tlsPort = await listen(createHttpsServer({ key: readFileSync(keyFile), cert }, (req, res) => route(req, res, t)));
   t.refusedPort = await freePort();
   writeFileSync(join(dir, 'README'), 'promotel poll test certificates\n');

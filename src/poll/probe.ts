@@ -118,7 +118,6 @@ function hop(url: URL, method: string, body: string | undefined, options: ProbeO
     if (signal.aborted) return reject(signal.reason);
     // Several events may report one failure; the deadline's or our own reason wins over the socket's echo of it.
     let own: ProbeFailure | undefined;
-    const fail = (err: unknown): void => reject(own ?? (signal.aborted && signal.reason instanceof ProbeFailure ? signal.reason : err));
     const mod = options.module;
     const https = url.protocol === 'https:';
     const t0 = performance.now();
@@ -126,6 +125,23 @@ function hop(url: URL, method: string, body: string | undefined, options: ProbeO
     let tConnect = t0;
     let tSecure = t0;
     let tResponse = t0;
+    let connected = false;
+    let secured = false;
+    let counted = false;
+    // The phases before the answer, added once per hop. As blackbox_exporter counts them: the
+    // lookup always, connect and tls only once the connection was ready for the request.
+    const countSetup = (): void => {
+      if (counted) return;
+      counted = true;
+      acc.phases.resolve += (tLookup - t0) / 1000;
+      if (!connected || (https && !secured)) return;
+      acc.phases.connect += (tConnect - tLookup) / 1000;
+      if (https) acc.phases.tls += (tSecure - tConnect) / 1000;
+    };
+    const fail = (err: unknown): void => {
+      countSetup();
+      reject(own ?? (signal.aborted && signal.reason instanceof ProbeFailure ? signal.reason : err));
+    };
     const headers: Record<string, string> = { 'user-agent': `promotel/${VERSION}`, accept: ACCEPT[mod.format], ...mod.headers };
     if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
     const common = { method, headers, agent: false as const, signal };
@@ -135,10 +151,14 @@ function hop(url: URL, method: string, body: string | undefined, options: ProbeO
     req.once('socket', (socket) => {
       socket.once('lookup', () => (tLookup = performance.now()));
       // An IP literal has no lookup: its resolve phase stays 0, as it took no time.
-      socket.once('connect', () => (tConnect = performance.now()));
+      socket.once('connect', () => {
+        tConnect = performance.now();
+        connected = true;
+      });
       if (https) {
         socket.once('secureConnect', () => {
           tSecure = performance.now();
+          secured = true;
           const expiry = earliestExpiry((socket as TLSSocket).getPeerCertificate(true));
           if (expiry !== undefined) acc.certExpiry = expiry;
         });
@@ -147,9 +167,7 @@ function hop(url: URL, method: string, body: string | undefined, options: ProbeO
     req.once('response', (res: IncomingMessage) => {
       tResponse = performance.now();
       const ready = https ? tSecure : tConnect;
-      acc.phases.resolve += (tLookup - t0) / 1000;
-      acc.phases.connect += (tConnect - tLookup) / 1000;
-      if (https) acc.phases.tls += (tSecure - tConnect) / 1000;
+      countSetup();
       acc.phases.processing += (tResponse - ready) / 1000;
       const chunks: Buffer[] = [];
       let bytes = 0;
