@@ -4,6 +4,7 @@
 // minute-long version that only proves the benchmarks still work.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,8 +21,15 @@ const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.lengt
 const spread = (xs) => (xs.length > 1 ? `${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)}` : '');
 const log = (m) => process.stderr.write(`${m}\n`);
 
-let nextPort = 20000 + Math.floor(Math.random() * 20000);
-const port = () => nextPort++;
+// Ports the system hands out as free, rather than a counter that may run into a port in use.
+const port = () =>
+  new Promise((resolve, reject) => {
+    const probe = net.createServer().on('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port: free } = probe.address();
+      probe.close(() => resolve(free));
+    });
+  });
 
 const PEERS = [
   { name: 'bare node:http', args: [], env: {} },
@@ -44,8 +52,8 @@ function cpuTicks(pid) {
 const TICK_US = 1e6 / Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 
 async function startServer(peer) {
-  const appPort = port();
-  const env = { PATH: process.env.PATH, HOME: process.env.HOME, PORT: String(appPort), METRICS_PORT: String(port()), ...peer.env };
+  const appPort = await port();
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME, PORT: String(appPort), METRICS_PORT: String(await port()), ...peer.env };
   if (peer.metricsEnv) env[peer.metricsEnv] = env.METRICS_PORT;
   const child = spawn(process.execPath, [...peer.args, HELLO], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise((resolve, reject) => {
