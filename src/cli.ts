@@ -31,7 +31,7 @@ Options:
       --module NAME        module for --target URLs: http (probe only, default), prometheus, or one of FILE
       --interval DURATION  time between polls of a target, e.g. 15s (default 15s; 0 polls only on /probe)
       --timeout DURATION   give up on a poll after this long (default 5s)
-      --jitter DURATION    random delay added to each poll so targets do not poll in step (default interval/10)
+      --jitter DURATION    random delay added to each poll so targets do not poll in step (default: each target's interval/10)
       --concurrency N      polls running at once, at most (default 8)
       --allow PATTERN      URL pattern /probe?target=URL may poll (repeatable); * is one path segment, a trailing ** the rest
       --host ADDRESS       address to listen on (default $OTEL_EXPORTER_PROMETHEUS_HOST or 0.0.0.0)

@@ -75,6 +75,8 @@ test('--check names the line of a YAML syntax error, and a file that cannot be r
   const missing = cli(['poll', '--check', join(dir, 'nope.yaml')]);
   assert.equal(missing.status, 1);
   assert.equal(missing.stderr, `${join(dir, 'nope.yaml')}: cannot read the config file (ENOENT): check the path given to --config\n`);
+  const long = file('long.yaml', 'interval: 600h\ntargets: []\n');
+  assert.equal(cli(['poll', '--check', long]).stderr, `${long}:1: interval: "600h" is longer than 596h, the longest a timer can wait: give a shorter duration\n`);
   const json = file('json.yaml', 'modules:\n  api:\n    format: json\n    metrics:\n      - name: x\n        value: queue.depth\ntargets: []\n');
   assert.match(cli(['poll', '--check', json]).stderr, new RegExp(`^${json}:6: modules\\.api\\.metrics\\[0\\]\\.value: "queue\\.depth" does not start with \\$`));
 });

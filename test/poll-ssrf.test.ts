@@ -30,6 +30,8 @@ before(async () => {
 interval: 0s
 allow:
   - ${t.base}/public/**
+modules:
+  secret: { headers: { authorization: "Bearer s3cret" } }
 targets:
   - { name: ok, url: "${t.base}/ok" }
 `);
@@ -89,6 +91,9 @@ test('URLs outside the allow-list are refused before any request is made', async
   assert.match(missing.body, /target parameter is missing/);
   const module = await probe('ok', 'http://evil/');
   assert.equal(module.status, 400, 'module names a module of the config, nothing else');
+  const secretHeaders = await probe(`${t.base}/public/ok`, 'secret');
+  assert.equal(secretHeaders.status, 403, 'a module with headers (credentials) is not lent to caller-chosen URLs');
+  assert.match(secretHeaders.body, /module secret sends configured headers/);
   assert.equal(secretHits, 0);
   assert.equal(t.hits.get('/ok') ?? 0, okHits);
 });

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { parseConfig, parseDuration } from '../src/poll/config';
 import { handleProbe } from '../src/poll/endpoint';
 import { createLimiter, createScheduler } from '../src/poll/scheduler';
+import { jitterOf } from '../src/poll/service';
 import { compileSelector, select } from '../src/poll/selector';
 
 test('selectors: fields, quoted keys, indexes, wildcards and @key', () => {
@@ -33,6 +34,12 @@ test('allow patterns: * is one segment, a trailing ** the rest, matched after no
   assert.equal(yes('http://127.0.0.1:8080/health', 'http://127.0.0.1:8080/health?x=1'), false, 'no query unless **');
   assert.equal(yes('http://*.svc.local:8080/q', 'http://shop.svc.local:8080/q'), true);
   assert.equal(yes('http://*.svc.local:8080/q', 'http://evil.com/.svc.local:8080/q'), false);
+  // In the host, * is one label or the port: never a dot or a colon.
+  assert.equal(yes('http://10.0.0.*/metrics', 'http://10.0.0.7/metrics'), true);
+  assert.equal(yes('http://10.0.0.*/metrics', 'http://10.0.0.1:6379/metrics'), false);
+  assert.equal(yes('http://10.0.0.*/metrics', 'http://10.0.0.169.254.169.254.nip.io/metrics'), false);
+  assert.equal(yes('http://*.svc.local:8080/q', 'http://a.b.svc.local:8080/q'), false);
+  assert.equal(yes('http://10.0.0.1:*/metrics', 'http://10.0.0.1:9100/metrics'), true);
   assert.equal(yes('https://api.internal/status/**', 'https://api.internal/status/a/b?c=d'), true);
   assert.equal(yes('https://api.internal/status/**', 'https://api.internal/status/../admin'), false);
   assert.equal(yes('https://api.internal:443/x', 'https://API.internal/x'), true, 'default port and host case are normalised');
@@ -51,6 +58,8 @@ test('durations: 500ms, 15s, 1m30s, or a number of seconds', () => {
   assert.equal(parseDuration('15'), undefined, 'a unit is required in text');
   assert.equal(parseDuration('-1s'), undefined);
   assert.equal(parseDuration('15 seconds'), undefined);
+  assert.equal(parseDuration('596h'), 2_145_600_000);
+  assert.equal(parseDuration('600h'), undefined, 'past what a timer can wait, it would fire at once');
 });
 
 test('the limiter never runs more than its limit, and a busy target skips its turn', async () => {
@@ -120,4 +129,11 @@ test('the limiter counts what waits, and /probe answers 503 instead of queueing 
   } finally {
     server.close();
   }
+});
+
+test('jitter defaults to a tenth of each target\'s own interval, and never exceeds it', () => {
+  const unset = parseConfig('interval: 5m\ntargets:\n  - { name: fast, url: "http://h/", interval: 10s }\n  - { name: slow, url: "http://h/" }\n');
+  assert.deepEqual(unset.targets.map((t) => jitterOf(unset, t)), [1000, 30_000]);
+  const set = parseConfig('interval: 5m\njitter: 1m\ntargets:\n  - { name: fast, url: "http://h/", interval: 10s }\n  - { name: slow, url: "http://h/" }\n');
+  assert.deepEqual(set.targets.map((t) => jitterOf(set, t)), [10_000, 60_000]);
 });

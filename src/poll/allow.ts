@@ -4,9 +4,9 @@
 // normalised URL, so `..`, `%2e%2e`, `user@host` and case tricks cannot make a
 // matching string fetch something else.
 //
-// Pattern syntax: a URL in which `*` matches any run of characters other than
-// `/`, `?`, `#` and `@`, and a trailing `**` matches anything after it
-// (including further path segments and a query). Examples:
+// Pattern syntax: a URL in which `*` matches one host label (or the port after
+// `:`) in the host, one segment in the path, and a trailing `**` matches
+// anything after it (further path segments and a query). Examples:
 //   http://127.0.0.1:8080/health          exactly that URL (no query)
 //   http://*.svc.cluster.local:8080/q     one host label, any service
 //   https://api.internal/status/**        anything under /status/
@@ -27,7 +27,11 @@ export function compilePattern(source: string): UrlPattern {
   let path = m[3] === '' ? '/' : m[3]!;
   const rest = path.endsWith('**');
   if (rest) path = path.slice(0, -2);
-  const body = `${m[1]}://${host}${path}`.split('*').map(escape).join('[^/?#@]*');
+  // In the host, * is one label (or the port after :), never a dot or a colon: `http://10.0.0.*/`
+  // must not match `10.0.0.1:6379` nor `10.0.0.1.attacker.example`. In the path, * is one segment.
+  const hostPart = host.split('*').map(escape).join('[^./:?#@\\[\\]]*');
+  const pathPart = path.split('*').map(escape).join('[^/?#@]*');
+  const body = `${m[1]}://${hostPart}${pathPart}`;
   return { source: s, regex: new RegExp(`^${body}${rest ? '.*' : ''}$`) };
 }
 

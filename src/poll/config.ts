@@ -56,6 +56,7 @@ export interface PollConfig {
   file: string | undefined;
   intervalMs: number;
   timeoutMs: number;
+  /** Random delay added to each poll; -1 (not set) means a tenth of each target's own interval. */
   jitterMs: number;
   concurrency: number;
   allow: UrlPattern[];
@@ -143,12 +144,11 @@ export function parseConfig(text: string, file = '<config>', flags: Flags = {}):
   config.intervalMs = d('interval', DEFAULT_INTERVAL_MS);
   config.timeoutMs = d('timeout', DEFAULT_TIMEOUT_MS);
   if (config.timeoutMs === 0) fail(ctx, top.get('timeout')!, 'timeout', 'must be above 0: give a duration such as 5s');
-  config.jitterMs = top.has('jitter') ? duration(ctx, top.get('jitter')!, 'jitter', 0) : Math.round(config.intervalMs / 10);
+  if (top.has('jitter')) config.jitterMs = duration(ctx, top.get('jitter')!, 'jitter', 0);
   if (top.has('concurrency')) config.concurrency = int(ctx, top.get('concurrency')!, 'concurrency', 1, 1000, DEFAULT_CONCURRENCY);
   if (flags.intervalMs !== undefined) config.intervalMs = flags.intervalMs;
   if (flags.timeoutMs !== undefined) config.timeoutMs = flags.timeoutMs;
   if (flags.jitterMs !== undefined) config.jitterMs = flags.jitterMs;
-  else if (!top.has('jitter')) config.jitterMs = Math.round(config.intervalMs / 10);
   if (flags.concurrency !== undefined) config.concurrency = flags.concurrency;
   for (const s of flags.allow ?? []) {
     try {

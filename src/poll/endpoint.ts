@@ -73,6 +73,10 @@ export function resolveTarget(config: PollConfig, name: string | null, moduleNam
     return { status: 403, message: `target ${JSON.stringify(name)} is not a configured target and no allow: pattern matches ${url.href}: add it to targets: or allow: in the config` };
   }
   const module = config.modules.get(moduleName ?? 'http')!;
+  if (Object.keys(module.headers).length > 0 || module.body !== undefined) {
+    // Its headers may carry credentials (Authorization) meant for its own targets, not for URLs a caller picks.
+    return { status: 403, message: `module ${module.name} sends configured headers or a body, so it only polls configured targets: add ${url.href} to targets:` };
+  }
   return { target: { name: url.href, url: url.href, module: module.name, job: 'probe', labels: {}, intervalMs: 0, timeoutMs: module.timeoutMs ?? config.timeoutMs, adHoc: pattern.source }, module };
 }
 

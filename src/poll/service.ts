@@ -64,7 +64,7 @@ export function startPoller(initial: PollConfig, options: ServiceOptions): Polle
       const module = config.modules.get(target.module)!;
       const key = JSON.stringify([target, module, config.jitterMs, config.allow.map((p) => p.source)]);
       return {
-        key, intervalMs: target.intervalMs, jitterMs: config.jitterMs,
+        key, intervalMs: target.intervalMs, jitterMs: jitterOf(config, target),
         run: async () => {
           const families = await pollTarget(target, module, ctx);
           if (jobs.get(target.name) === key) latest.set(target.name, families); // not a target removed meanwhile
@@ -133,6 +133,11 @@ function routeProbe(endpoint: MetricsServer, probe: (req: IncomingMessage, res: 
       if (!res.headersSent) res.writeHead(500).end();
     }
   });
+}
+
+/** A set jitter, but never more than the target's interval; unset, a tenth of it. */
+export function jitterOf(config: PollConfig, target: Target): number {
+  return config.jitterMs < 0 ? Math.round(target.intervalMs / 10) : Math.min(config.jitterMs, target.intervalMs);
 }
 
 function onConflict(family: Family, existing: string): void {

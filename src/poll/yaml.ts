@@ -73,14 +73,23 @@ export function duration(ctx: Ctx, node: Node, field: string, fallback: number):
   const v = scalar(node);
   const ms = parseDuration(v);
   if (ms !== undefined) return ms;
-  fail(ctx, node, field, `${JSON.stringify(v ?? describe(node))} is not a duration: write it like 500ms, 15s, 1m or 1m30s`);
+  if (parse(v) !== undefined) fail(ctx, node, field, `${JSON.stringify(v)} is longer than 596h, the longest a timer can wait: give a shorter duration`);
+  else fail(ctx, node, field, `${JSON.stringify(v ?? describe(node))} is not a duration: write it like 500ms, 15s, 1m or 1m30s`);
   return fallback;
 }
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
-/** `1m30s`, `500ms`, `15s`, or a bare number of seconds; undefined when it is none of these. */
+// The longest a Node.js timer can wait; a longer one would fire at once, every time.
+const MAX_MS = 2 ** 31 - 1;
+
+/** `1m30s`, `500ms`, `15s`, or a bare number of seconds, up to 596h; undefined when it is none of these. */
 export function parseDuration(v: unknown): number | undefined {
+  const ms = parse(v);
+  return ms !== undefined && ms <= MAX_MS ? ms : undefined;
+}
+
+function parse(v: unknown): number | undefined {
   if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? Math.round(v * 1000) : undefined;
   if (typeof v !== 'string' || !/^(\d+(\.\d+)?(ms|s|m|h))+$/.test(v.trim())) return undefined;
   let total = 0;
