@@ -75,6 +75,12 @@ test('--check names the line of a YAML syntax error, and a file that cannot be r
   const missing = cli(['poll', '--check', join(dir, 'nope.yaml')]);
   assert.equal(missing.status, 1);
   assert.equal(missing.stderr, `${join(dir, 'nope.yaml')}: cannot read the config file (ENOENT): check the path given to --config\n`);
+  const module = file('module.yaml', 'modules:\n  m:\n    timeout: 0s\n    headers: { "X Bad": v }\n  j: { format: json, metrics: [] }\ntargets: []\n');
+  assert.deepEqual(cli(['poll', '--check', module]).stderr.trimEnd().split('\n'), [
+    `${module}:3: modules.m.timeout: must be above 0: give a duration such as 5s`,
+    `${module}:4: modules.m.headers.X Bad: is not an HTTP header name: use letters, digits and - (no spaces)`,
+    `${module}:5: modules.j.metrics: is empty: a json module needs at least one metric (name, value selector)`,
+  ]);
   const long = file('long.yaml', 'interval: 600h\ntargets: []\n');
   assert.equal(cli(['poll', '--check', long]).stderr, `${long}:1: interval: "600h" is longer than 596h, the longest a timer can wait: give a shorter duration\n`);
   const json = file('json.yaml', 'modules:\n  api:\n    format: json\n    metrics:\n      - name: x\n        value: queue.depth\ntargets: []\n');

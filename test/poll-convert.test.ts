@@ -49,6 +49,7 @@ targets:
   - { name: prom, url: "${t.base}/metrics", module: metrics }
   - { name: om, url: "${t.base}/om", module: metrics, job: batch }
   - { name: html, url: "${t.base}/html", module: metrics }
+  - { name: tricky, url: "${t.base}/tricky", module: metrics }
 `);
 });
 
@@ -177,4 +178,24 @@ test('a page that is not metrics fails the probe with reason invalid_exposition'
   assert.equal(value(body, 'promotel_probe_failure', { target: 'html', reason: 'invalid_exposition' }), 1);
   const metrics = await scrape(`${poller.url}/metrics`);
   assert.equal(value(metrics, 'promotel_poll_errors_total', { target: 'html', reason: 'invalid_exposition' }), 1);
+});
+
+test('re-exposing never invents, duplicates or renames series, nor lets a target fake promotel\'s own', async () => {
+  const body = await probe('tricky');
+  const base = { target: 'tricky', job: 'tricky' };
+  assert.equal(value(body, 'foo', base), 5, 'a counter without _total keeps its name');
+  assert.match(body, /^# TYPE foo gauge$/m);
+  assert.doesNotMatch(body, /^foo_total/m);
+  assert.equal(body.match(/^dup\{/gm)?.length, 1, 'one series, not two');
+  assert.equal(value(body, 'dup', base), 2, 'the last value wins');
+  assert.equal(value(body, 'clash', { ...base, exported_exported_target: 't1', exported_target: 'orig' }), 3, 'exported_ repeated until free, nothing lost');
+  assert.equal(value(body, 's', { ...base, quantile: '0.5' }), 1);
+  assert.doesNotMatch(body, /^s_(sum|count)/m, 'no _sum or _count the source did not give');
+  assert.equal(body.match(/^promotel_probe_success\{/gm)?.length, 1);
+  assert.equal(value(body, 'promotel_probe_success', base), 1, 'the probe result, not the target\'s 7');
+  assert.equal(promtoolCheck(body), '');
+  assert.equal(sampleValue(pythonParse(body), 'clash', { exported_target: 'orig' }), 3);
+  const metrics = await scrape(`${poller.url}/metrics`);
+  assert.equal(value(metrics, 'promotel_poll_errors_total', { target: 'tricky', reason: 'duplicate_series' }), 1);
+  assert.equal(value(metrics, 'promotel_poll_errors_total', { target: 'tricky', reason: 'reserved_name' }), 1);
 });

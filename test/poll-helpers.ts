@@ -36,6 +36,20 @@ export const PROM_TEXT = [
   '',
 ].join('\n');
 
+/** Valid-looking text that a naive re-exposure would turn into invalid or misleading output. */
+export const TRICKY_TEXT = [
+  '# TYPE foo counter',
+  'foo 5', // a counter of text 0.0.4 without _total
+  'dup 1',
+  'dup 2', // the same series twice
+  'clash{target="t1",exported_target="orig"} 3',
+  '# TYPE s summary',
+  's{quantile="0.5"} 1', // a summary with neither _sum nor _count
+  '# TYPE promotel_probe_success gauge',
+  'promotel_probe_success 7', // a target faking its own health
+  '',
+].join('\n');
+
 export const OPENMETRICS_TEXT = [
   '# TYPE om_jobs counter',
   '# HELP om_jobs Jobs run.',
@@ -95,6 +109,8 @@ function route(req: IncomingMessage, res: ServerResponse, t: Targets): void {
     }
     case '/metrics':
       return send(200, PROM_TEXT, 'text/plain; version=0.0.4');
+    case '/tricky':
+      return send(200, TRICKY_TEXT, 'text/plain; version=0.0.4');
     case '/om':
       return send(200, OPENMETRICS_TEXT, 'application/openmetrics-text; version=1.0.0');
     case '/html':

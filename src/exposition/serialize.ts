@@ -32,8 +32,9 @@ export const UNKNOWN_START: [number, number] = [0, 0];
 export interface SummaryValue {
   /** [quantile, value] pairs, as the source reported them. */
   quantiles: Array<[number, number]>;
-  sum: number;
-  count: number;
+  /** Absent when the source gave none: then no line is written. */
+  sum?: number;
+  count?: number;
 }
 
 export const OVERFLOW_ATTRIBUTE = 'otel.metric.overflow';
@@ -360,7 +361,8 @@ function summaries(out: Out, points: DataPoint<SummaryValue>[], base: string, sc
     const { quantiles, sum, count } = point.value;
     let text = '';
     for (const [q, v] of quantiles) text += `${base}{${labels},quantile="${formatNumber(q)}"} ${formatNumber(v)}\n`;
-    text += `${base}_sum{${labels}} ${formatNumber(sum)}\n${base}_count{${labels}} ${formatNumber(count)}\n`;
+    if (sum !== undefined) text += `${base}_sum{${labels}} ${formatNumber(sum)}\n`;
+    if (count !== undefined) text += `${base}_count{${labels}} ${formatNumber(count)}\n`;
     if (om && point.startTime[0] !== 0) text += `${base}_created{${labels}} ${seconds(point.startTime)}\n`;
     out.text(text);
   }

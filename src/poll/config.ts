@@ -2,7 +2,7 @@
 // runs. Every problem is reported at once, each as `file:line: field: what is
 // wrong; the fix`, so one run of `promotel poll --check` finds them all.
 import { readFileSync } from 'node:fs';
-import { isMap, isScalar, LineCounter, parseDocument, type Node } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
 import { bool, duration, entries, fail, int, seq, str, type Ctx } from './yaml';
 
 export { parseDuration } from './yaml';
@@ -223,7 +223,9 @@ function readModule(ctx: Ctx, node: Node, name: string): Module {
   if (m.has('headers')) {
     for (const [k, v] of entries(ctx, m.get('headers')!, `${f}.headers`, undefined) ?? []) {
       const s = str(ctx, v, `${f}.headers.${k}`);
-      if (s !== undefined) mod.headers[k] = s;
+      if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(k)) fail(ctx, v, `${f}.headers.${k}`, 'is not an HTTP header name: use letters, digits and - (no spaces)');
+      else if (s !== undefined && /[\r\n]/.test(s)) fail(ctx, v, `${f}.headers.${k}`, 'has a line break: header values are one line');
+      else if (s !== undefined) mod.headers[k] = s;
     }
   }
   if (m.has('body')) mod.body = str(ctx, m.get('body')!, `${f}.body`);
@@ -234,7 +236,10 @@ function readModule(ctx: Ctx, node: Node, name: string): Module {
   }
   if (m.has('follow_redirects')) mod.followRedirects = bool(ctx, m.get('follow_redirects')!, `${f}.follow_redirects`, true);
   if (m.has('max_redirects')) mod.maxRedirects = int(ctx, m.get('max_redirects')!, `${f}.max_redirects`, 0, 100, 10);
-  if (m.has('timeout')) mod.timeoutMs = duration(ctx, m.get('timeout')!, `${f}.timeout`, DEFAULT_TIMEOUT_MS) || undefined;
+  if (m.has('timeout')) {
+    mod.timeoutMs = duration(ctx, m.get('timeout')!, `${f}.timeout`, DEFAULT_TIMEOUT_MS);
+    if (mod.timeoutMs === 0) fail(ctx, m.get('timeout')!, `${f}.timeout`, 'must be above 0: give a duration such as 5s');
+  }
   if (m.has('max_body_size')) mod.maxBodyBytes = int(ctx, m.get('max_body_size')!, `${f}.max_body_size`, 1, 1 << 30, DEFAULT_MAX_BODY);
   if (m.has('tls')) {
     const t = entries(ctx, m.get('tls')!, `${f}.tls`, ['ca_file', 'insecure_skip_verify', 'server_name']);
@@ -258,7 +263,7 @@ function readModule(ctx: Ctx, node: Node, name: string): Module {
       if (jm) mod.metrics.push(jm);
     }
   }
-  if (mod.format === 'json' && !metrics) fail(ctx, node, `${f}.metrics`, 'is empty: a json module needs at least one metric (name, value selector)');
+  if (mod.format === 'json' && (!metrics || (isSeq(metrics) && metrics.items.length === 0))) fail(ctx, node, `${f}.metrics`, 'is empty: a json module needs at least one metric (name, value selector)');
   return mod;
 }
 
@@ -268,6 +273,7 @@ function readJsonMetric(ctx: Ctx, node: Node, f: string): JsonMetric | undefined
   const name = m.has('name') ? str(ctx, m.get('name')!, `${f}.name`) : undefined;
   if (!m.has('name')) fail(ctx, node, `${f}.name`, 'is missing: give the Prometheus name of the metric');
   else if (name !== undefined && !METRIC_NAME.test(name)) fail(ctx, m.get('name')!, `${f}.name`, `${JSON.stringify(name)} is not a Prometheus metric name: use letters, digits, _ and :, not starting with a digit`);
+  else if (name !== undefined && /^promotel_(probe|poll)_/.test(name)) fail(ctx, m.get('name')!, `${f}.name`, `${JSON.stringify(name)} is a name promotel uses for its own metrics: choose another`);
   let type: JsonMetric['type'] = 'gauge';
   if (m.has('type')) {
     const t = str(ctx, m.get('type')!, `${f}.type`);

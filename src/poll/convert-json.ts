@@ -32,6 +32,7 @@ export function convertJson(
   types.clear();
   for (const metric of metrics) {
     const series: Series[] = [];
+    const keys = new Map<string, number>();
     const elements = metric.each ? select(metric.each, root) : [{ value: root, key: '' }];
     if (metric.each && elements.length === 0) errors.push({ reason: 'missing_field', message: `${metric.name}: each ${metric.each.source} matched nothing` });
     for (const el of elements) {
@@ -63,7 +64,15 @@ export function convertJson(
         }
         labels[name] = typeof v === 'string' ? v : JSON.stringify(v);
       }
-      if (complete) series.push({ labels: Object.assign(labels, extra), value });
+      if (!complete) continue;
+      const key = JSON.stringify(labels);
+      if (keys.has(key)) {
+        errors.push({ reason: 'duplicate_series', message: `${metric.name}: two elements give the labels ${key}; add a label that tells them apart (such as @key); the last value is kept` });
+        series[keys.get(key)!] = { labels: Object.assign(labels, extra), value };
+        continue;
+      }
+      keys.set(key, series.length);
+      series.push({ labels: Object.assign(labels, extra), value });
     }
     families.push({ name: metric.name, kind: metric.type, help: metric.help, unit: '', series });
   }

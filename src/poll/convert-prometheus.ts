@@ -40,26 +40,61 @@ export function convertPrometheus(body: string, extra: Record<string, string>, t
   const parsed = parse(body, errors);
   const families: Family[] = [];
   let samples = 0;
+  // Against the previous poll only: families that went away are forgotten.
+  const previous = new Map(types);
+  types.clear();
   for (const p of parsed.values()) {
     if (p.samples.length === 0) continue;
     samples += p.samples.length;
-    const before = types.get(p.name);
+    const before = previous.get(p.name);
     if (before !== undefined && before !== p.type) errors.push({ reason: 'type_changed', message: `family ${p.name} changed type from ${before} to ${p.type}` });
     types.set(p.name, p.type);
     if (p.name === 'target_info' || p.name === 'target') continue; // the target's resource; ours is served instead
-    families.push(...toFamilies(p, extra, errors));
+    if (OWN.test(p.name)) {
+      // Same names and labels as promotel's own series of this target: a target could fake its health.
+      errors.push({ reason: 'reserved_name', message: `family ${p.name} has the name of a promotel metric and is left out` });
+      continue;
+    }
+    families.push(...dedupe(toFamilies(p, extra, errors), errors));
   }
   return { families, errors, samples };
 }
 
+const OWN = /^promotel_(probe|poll)_/;
+
+/** A target's labels that clash with ours move to exported_<name>, as often as needed to be free (as Prometheus does). */
 function relabel(labels: Record<string, string>, extra: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(labels)) out[RESERVED.has(k) || k in extra ? `exported_${k}` : k] = v;
+  for (const [k, v] of Object.entries(labels)) {
+    let name = k;
+    if (RESERVED.has(k) || k in extra) {
+      name = `exported_${k}`;
+      while (name in labels || name in out || name in extra) name = `exported_${name}`;
+    }
+    out[name] = v;
+  }
   return Object.assign(out, extra);
 }
 
+/** A series given twice (the same name and labels) is invalid in the output: the last one wins, and it is counted. */
+function dedupe(families: Family[], errors: ConvertError[]): Family[] {
+  for (const f of families) {
+    const seen = new Map<string, number>();
+    f.series.forEach((s, i) => {
+      const key = labelKey(s.labels);
+      if (seen.has(key)) errors.push({ reason: 'duplicate_series', message: `${f.name}${key} appears more than once; the last value is kept` });
+      seen.set(key, i);
+    });
+    if (seen.size < f.series.length) f.series = [...seen.values()].sort((a, b) => a - b).map((i) => f.series[i]!);
+  }
+  return families;
+}
+
 function toFamilies(p: Parsed, extra: Record<string, string>, errors: ConvertError[]): Family[] {
-  if (p.type === 'counter') {
+  // A counter of text 0.0.4 may be named without _total; re-exposed as a counter it would gain
+  // the suffix and break queries, so it stays a gauge of its own name.
+  const isCounter = p.type === 'counter' && p.samples.every((s) => s.name.endsWith('_total') || s.name.endsWith('_created'));
+  if (isCounter) {
     const base = p.name.replace(/_total$/, '');
     const series = new Map<string, Series>();
     for (const s of p.samples) {
@@ -127,7 +162,7 @@ function summary(p: Parsed, extra: Record<string, string>, errors: ConvertError[
     const { quantile, ...labels } = s.labels;
     const key = labelKey(labels);
     let g = groups.get(key);
-    if (!g) groups.set(key, (g = { labels, value: { quantiles: [], sum: 0, count: 0 } }));
+    if (!g) groups.set(key, (g = { labels, value: { quantiles: [] } }));
     const suffix = s.name.slice(p.name.length);
     if (suffix === '') {
       const q = quantile === undefined ? NaN : parseValue(quantile);
