@@ -42,6 +42,11 @@ export function warnOnce(key: string, message: string): void {
   warn(message);
 }
 
+/** Lets the warnings whose keys start with `prefix` be said again: the thing they were about recovered (or is gone). */
+export function forgetWarnings(prefix: string): void {
+  for (const key of said) if (key.startsWith(prefix)) said.delete(key);
+}
+
 export function describeError(err: unknown): string {
   if (err instanceof Error) return err.message || err.name;
   return String(err);

@@ -70,8 +70,11 @@ test('--check names the line of a YAML syntax error, and a file that cannot be r
   const r = cli(['poll', '--check', path]);
   assert.equal(r.status, 1);
   assert.equal(r.stderr, `${path}:3: YAML syntax: Sequence item without - indicator\n`);
-  const twice = file('twice.yaml', 'interval: 1s\ninterval: 2s\ntargets: []\n');
-  assert.equal(cli(['poll', '--check', twice]).stderr, `${twice}:2: YAML syntax: Map keys must be unique\n`);
+  const twice = file('twice.yaml', 'interval: 1s\ninterval: 2s\ntargets:\n  - { name: a, url: "ftp://x/" }\n');
+  assert.deepEqual(cli(['poll', '--check', twice]).stderr.trimEnd().split('\n'), [
+    `${twice}:2: YAML syntax: Map keys must be unique`,
+    `${twice}:4: targets[0].url: "ftp://x/" has scheme ftp: only http and https can be polled`,
+  ], 'a duplicate key does not hide the other problems');
   const missing = cli(['poll', '--check', join(dir, 'nope.yaml')]);
   assert.equal(missing.status, 1);
   assert.equal(missing.stderr, `${join(dir, 'nope.yaml')}: cannot read the config file (ENOENT): check the path given to --config\n`);

@@ -126,6 +126,17 @@ test('a body that is not JSON fails the probe with reason invalid_json', async (
   assert.equal(value(body, 'promotel_probe_http_status_code', { target: 'api' }), 200);
   const metrics = await scrape(`${poller.url}/metrics`);
   assert.equal(value(metrics, 'promotel_poll_errors_total', { target: 'api', reason: 'invalid_json' }), 1);
+
+  // Logged once while it lasts; after a clean poll, the next failure is a new episode and is logged again.
+  await probe('api');
+  assert.equal(poller.stderr().match(/target api .*invalid_json/g)?.length, 1);
+  // The first good body still differs in types from the poll before the broken one; the second is clean.
+  t.jsonBodies = [GOOD, GOOD, '<html>again</html>'];
+  await probe('api');
+  await probe('api');
+  assert.equal(poller.stderr().match(/target api .*invalid_json/g)?.length, 1);
+  await probe('api');
+  assert.equal(poller.stderr().match(/target api .*invalid_json/g)?.length, 2, poller.stderr());
 });
 
 test('Prometheus text is re-exposed with target and job; the target\'s own job label becomes exported_job', async () => {

@@ -126,7 +126,8 @@ export function parseConfig(text: string, file = '<config>', flags: Flags = {}):
     const line = e.linePos?.[0].line ?? 1;
     ctx.problems.push(`${file}:${line}: YAML syntax: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`);
   }
-  if (ctx.problems.length > 0) throw new ConfigError(ctx.problems);
+  // A duplicate key leaves a readable document (the last value wins): go on, so that one run lists every problem.
+  if (doc.errors.some((e) => e.code !== 'DUPLICATE_KEY')) throw new ConfigError(ctx.problems);
 
   const config: PollConfig = {
     file, intervalMs: DEFAULT_INTERVAL_MS, timeoutMs: DEFAULT_TIMEOUT_MS, jitterMs: -1, concurrency: DEFAULT_CONCURRENCY,

@@ -84,6 +84,8 @@ export async function pollTarget(target: Target, module: Module, ctx: PollContex
       instruments.errors.add(1, { target: self, reason });
       log.warnOnce(`poll:${self}:${reason}`, `target ${target.name} (${target.url}) failed: ${reason}: ${(result as { message?: string }).message ?? reason}; promotel_probe_success{target="${target.name}"} is 0 and promotel_poll_errors_total{target="${self}",reason="${reason}"} counts it (logged once)`);
     }
+    // A clean poll ends the episode: the next failure of this target is logged again.
+    if (result.success && errors.length === 0) log.forgetWarnings(`poll:${self}:`);
     for (const e of errors) {
       instruments.errors.add(1, { target: self, reason: e.reason });
       log.warnOnce(`poll:${self}:${e.reason}`, `target ${target.name} (${target.url}): ${e.reason}: ${e.message}; the value is skipped and promotel_poll_errors_total{target="${self}",reason="${e.reason}"} counts it (logged once)`);

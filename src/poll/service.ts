@@ -59,6 +59,7 @@ export function startPoller(initial: PollConfig, options: ServiceOptions): Polle
   const limiter = createLimiter(initial.concurrency);
   const scheduler = createScheduler(limiter);
   const jobs = new Map<string, string>(); // target name -> job key
+  let previousTargets: string[] = [];
   const schedule = (config: PollConfig): void => {
     const list: Job[] = config.targets.map((target) => {
       const module = config.modules.get(target.module)!;
@@ -75,6 +76,8 @@ export function startPoller(initial: PollConfig, options: ServiceOptions): Polle
     config.targets.forEach((t, i) => jobs.set(t.name, list[i]!.key));
     for (const name of latest.keys()) if (!jobs.has(name)) latest.delete(name);
     for (const name of ctx.memory.keys()) if (!jobs.has(name)) ctx.memory.delete(name);
+    for (const t of previousTargets) if (!jobs.has(t)) log.forgetWarnings(`poll:${t}:`);
+    previousTargets = config.targets.map((t) => t.name);
     limiter.setLimit(config.concurrency);
     scheduler.set(list);
   };
