@@ -84,6 +84,8 @@ test('--check names the line of a YAML syntax error, and a file that cannot be r
     `${module}:4: modules.m.headers.X Bad: is not an HTTP header name: use letters, digits and - (no spaces)`,
     `${module}:5: modules.j.metrics: is empty: a json module needs at least one metric (name, value selector)`,
   ]);
+  const label = file('label.yaml', 'targets:\n  - name: a\n    url: http://x/\n    labels:\n      bad-name:\n        v\n');
+  assert.equal(cli(['poll', '--check', label]).stderr, `${label}:5: targets[0].labels.bad-name: is not a usable label name: use letters, digits and _, not starting with __, and not target or job (promotel sets those)\n`);
   const long = file('long.yaml', 'interval: 600h\ntargets: []\n');
   assert.equal(cli(['poll', '--check', long]).stderr, `${long}:1: interval: "600h" is longer than 596h, the longest a timer can wait: give a shorter duration\n`);
   const json = file('json.yaml', 'modules:\n  api:\n    format: json\n    metrics:\n      - name: x\n        value: queue.depth\ntargets: []\n');

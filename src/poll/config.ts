@@ -3,7 +3,7 @@
 // wrong; the fix`, so one run of `promotel poll --check` finds them all.
 import { readFileSync } from 'node:fs';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
-import { bool, duration, entries, fail, int, seq, str, type Ctx } from './yaml';
+import { bool, duration, entries, fail, int, keyOf, seq, str, type Ctx } from './yaml';
 
 export { parseDuration } from './yaml';
 import { compileSelector, type Selector } from './selector';
@@ -224,7 +224,7 @@ function readModule(ctx: Ctx, node: Node, name: string): Module {
   if (m.has('headers')) {
     for (const [k, v] of entries(ctx, m.get('headers')!, `${f}.headers`, undefined) ?? []) {
       const s = str(ctx, v, `${f}.headers.${k}`);
-      if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(k)) fail(ctx, v, `${f}.headers.${k}`, 'is not an HTTP header name: use letters, digits and - (no spaces)');
+      if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(k)) fail(ctx, keyOf(v) ?? v, `${f}.headers.${k}`, 'is not an HTTP header name: use letters, digits and - (no spaces)');
       else if (s !== undefined && /[\r\n]/.test(s)) fail(ctx, v, `${f}.headers.${k}`, 'has a line break: header values are one line');
       else if (s !== undefined) mod.headers[k] = s;
     }
@@ -297,7 +297,7 @@ function readJsonMetric(ctx: Ctx, node: Node, f: string): JsonMetric | undefined
   const labels: Array<[string, Selector]> = [];
   for (const [k, v] of (m.has('labels') && entries(ctx, m.get('labels')!, `${f}.labels`, undefined)) || []) {
     if (!LABEL_NAME.test(k) || k.startsWith('__') || k === 'target' || k === 'job') {
-      fail(ctx, v, `${f}.labels.${k}`, 'is not a usable label name: use letters, digits and _, not starting with __, and not target or job (promotel sets those)');
+      fail(ctx, keyOf(v) ?? v, `${f}.labels.${k}`, 'is not a usable label name: use letters, digits and _, not starting with __, and not target or job (promotel sets those)');
       continue;
     }
     const s = str(ctx, v, `${f}.labels.${k}`);
@@ -336,7 +336,7 @@ function readTarget(ctx: Ctx, node: Node, f: string, config: PollConfig): Target
   const job = m.has('job') ? str(ctx, m.get('job')!, `${f}.job`) : name;
   const labels: Record<string, string> = {};
   for (const [k, v] of (m.has('labels') && entries(ctx, m.get('labels')!, `${f}.labels`, undefined)) || []) {
-    if (!LABEL_NAME.test(k) || k.startsWith('__') || k === 'target' || k === 'job') fail(ctx, v, `${f}.labels.${k}`, 'is not a usable label name: use letters, digits and _, not starting with __, and not target or job (promotel sets those)');
+    if (!LABEL_NAME.test(k) || k.startsWith('__') || k === 'target' || k === 'job') fail(ctx, keyOf(v) ?? v, `${f}.labels.${k}`, 'is not a usable label name: use letters, digits and _, not starting with __, and not target or job (promotel sets those)');
     else {
       const s = str(ctx, v, `${f}.labels.${k}`);
       if (s !== undefined) labels[k] = s;

@@ -15,6 +15,14 @@ export function fail(ctx: Ctx, node: unknown, field: string, message: string): v
   ctx.problems.push(`${ctx.file}:${line}: ${field}: ${message}`);
 }
 
+// The key of each value entries() returned, so that a problem with a key (a bad label name) names its line.
+const keys = new WeakMap<object, Node>();
+
+/** The key node of a value read by entries(), when it has one. */
+export function keyOf(value: Node): Node | undefined {
+  return keys.get(value);
+}
+
 export function entries(ctx: Ctx, node: unknown, field: string, known: string[] | undefined): Map<string, Node> | undefined {
   if (!isMap(node)) {
     fail(ctx, node, field, `must be a mapping (key: value lines), not ${describe(node)}`);
@@ -31,7 +39,9 @@ export function entries(ctx: Ctx, node: unknown, field: string, known: string[] 
       fail(ctx, pair.key, field === '(top level)' ? key : `${field}.${key}`, `is not a known field: use one of ${known.join(', ')}`);
       continue;
     }
-    out.set(key, (pair.value ?? pair.key) as Node);
+    const value = (pair.value ?? pair.key) as Node;
+    if (value !== null && typeof value === 'object') keys.set(value, pair.key as Node);
+    out.set(key, value);
   }
   return out;
 }
