@@ -24,6 +24,47 @@ for f in text_string_to_metric_families(sys.stdin.read()):
 json.dump(out, sys.stdout)
 `;
 
+/** The exemplars of an OpenMetrics scrape, as prometheus_client parses them. */
+function exemplarsOf(om: string): Array<[string, Record<string, string>, Record<string, string>, number]> {
+  const res = spawnSync('/usr/bin/python3', ['-c', PARSE], { input: om, encoding: 'utf8', timeout: 30_000 });
+  assert.equal(res.status, 0, res.stderr);
+  return JSON.parse(res.stdout) as Array<[string, Record<string, string>, Record<string, string>, number]>;
+}
+
+// The hook skips the span lookup while no context manager is registered, so
+// one that the app registers after the preload must still be noticed.
+test('a context manager registered after the agent started is noticed', { timeout: 30_000 }, async () => {
+  const agent = start({ port: 0, host: '127.0.0.1', runtimeMetrics: false, hostMetrics: false }, {})!;
+  const address = (await agent.listening)!;
+  const tracer = new BasicTracerProvider().getTracer('exemplar-test');
+  const ids: string[] = [];
+  const app: Server = createServer((_req, res) => {
+    tracer.startActiveSpan('handle', (span) => {
+      ids.push(`${span.spanContext().traceId}/${span.spanContext().spanId}`);
+      res.end('traced');
+      span.end();
+    });
+  });
+  await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+  try {
+    const port = (app.address() as AddressInfo).port;
+    const send = (): Promise<void> =>
+      new Promise((resolve, reject) => request({ host: '127.0.0.1', port, agent: false }, (res) => res.resume().on('end', resolve)).on('error', reject).end());
+    const scrape = async (): Promise<string> => (await get(`http://127.0.0.1:${address.port}/metrics`, { headers: { Accept: 'application/openmetrics-text; version=1.0.0' } })).body;
+    await send(); // no context manager yet: the span is not active while the response ends
+    assert.deepEqual(exemplarsOf(await scrape()), []);
+    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+    await send();
+    const exemplars = exemplarsOf(await scrape());
+    assert.equal(exemplars.length, 1, JSON.stringify(exemplars));
+    assert.equal(`${exemplars[0]![2].trace_id}/${exemplars[0]![2].span_id}`, ids[1]);
+  } finally {
+    app.close();
+    await agent.shutdown();
+    context.disable();
+  }
+});
+
 test('a request served under a sampled span leaves its trace as an exemplar', { timeout: 30_000 }, async () => {
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   const tracer = new BasicTracerProvider().getTracer('exemplar-test');
@@ -51,10 +92,8 @@ test('a request served under a sampled span leaves its trace as an exemplar', { 
     await send('/traced');
     const url = `http://127.0.0.1:${address.port}/metrics`;
     const om = (await get(url, { headers: { Accept: 'application/openmetrics-text; version=1.0.0' } })).body;
-    const res = spawnSync('/usr/bin/python3', ['-c', PARSE], { input: om, encoding: 'utf8', timeout: 30_000 });
-    assert.equal(res.status, 0, res.stderr);
-    const exemplars = JSON.parse(res.stdout) as Array<[string, Record<string, string>, Record<string, string>, number]>;
-    assert.equal(exemplars.length, 1, res.stdout);
+    const exemplars = exemplarsOf(om);
+    assert.equal(exemplars.length, 1, JSON.stringify(exemplars));
     const [name, labels, ex, value] = exemplars[0]!;
     assert.equal(name, 'http_server_request_duration_seconds_bucket');
     assert.equal(`${ex.trace_id}/${ex.span_id}`, ids[0]);
