@@ -118,6 +118,24 @@ class Out {
     this.room(s.length * 3);
     this.pos += this.buf.write(s, this.pos, 'utf8');
   }
+  /** `name{labels} value` and a newline (`name` ends with `{`); the caller asked for room. */
+  sample(name: Uint8Array, labels: Uint8Array, value: number): void {
+    this.bytes(name);
+    this.bytes(labels);
+    this.buf[this.pos++] = CLOSE;
+    this.buf[this.pos++] = SPACE;
+    this.num(value);
+    this.buf[this.pos++] = NL;
+  }
+  /** A `_created` line: as sample(), with the start time already formatted. */
+  created(name: Uint8Array, labels: Uint8Array, seconds: string): void {
+    this.bytes(name);
+    this.bytes(labels);
+    this.buf[this.pos++] = CLOSE;
+    this.buf[this.pos++] = SPACE;
+    this.ascii(seconds);
+    this.buf[this.pos++] = NL;
+  }
   /** Short ASCII text (a formatted number). */
   ascii(s: string): void {
     const buf = this.buf;
@@ -264,19 +282,9 @@ function samples(out: Out, metric: MetricData, kind: FamilyKind, base: string, s
     const labels = labelEntry(point.attributes, scope);
     if (labels.overflow) overflowProblem(metric, options);
     out.room(2 * (nameLength + labels.bytes.length + LINE_SLACK));
-    out.bytes(name);
-    out.bytes(labels.bytes);
-    out.buf[out.pos++] = CLOSE;
-    out.buf[out.pos++] = SPACE;
-    out.num(point.value as number);
-    out.buf[out.pos++] = NL;
+    out.sample(name, labels.bytes, point.value as number);
     if (created !== undefined && point.startTime[0] !== 0) {
-      out.bytes(created);
-      out.bytes(labels.bytes);
-      out.buf[out.pos++] = CLOSE;
-      out.buf[out.pos++] = SPACE;
-      out.ascii(seconds(point.startTime));
-      out.buf[out.pos++] = NL;
+      out.created(created, labels.bytes, seconds(point.startTime));
     }
   }
 }
@@ -328,27 +336,12 @@ function histograms(out: Out, metric: MetricData, points: DataPoint<Histogram>[]
       out.buf[out.pos++] = NL;
     }
     out.room(line * 3);
-    out.bytes(count);
-    out.bytes(labels.bytes);
-    out.buf[out.pos++] = CLOSE;
-    out.buf[out.pos++] = SPACE;
-    out.num(value.count);
-    out.buf[out.pos++] = NL;
+    out.sample(count, labels.bytes, value.count);
     if (value.sum !== undefined) {
-      out.bytes(sum);
-      out.bytes(labels.bytes);
-      out.buf[out.pos++] = CLOSE;
-      out.buf[out.pos++] = SPACE;
-      out.num(value.sum);
-      out.buf[out.pos++] = NL;
+      out.sample(sum, labels.bytes, value.sum);
     }
     if (created !== undefined && point.startTime[0] !== 0) {
-      out.bytes(created);
-      out.bytes(labels.bytes);
-      out.buf[out.pos++] = CLOSE;
-      out.buf[out.pos++] = SPACE;
-      out.ascii(seconds(point.startTime));
-      out.buf[out.pos++] = NL;
+      out.created(created, labels.bytes, seconds(point.startTime));
     }
   }
 }
