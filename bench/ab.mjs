@@ -24,9 +24,10 @@
 // replaced, so that one lucky or unlucky process cannot decide the result),
 // warmed up for 1 s. Per variant and round: `--sec` s of `wrk -t1 -c50` at
 // saturation (req/s, and server CPU µs per request from /proc/<pid>/stat
-// utime+stime; idle servers wait meanwhile), then with --rate-sec > 0 that many seconds at
-// the fixed offered rate bench/run.mjs uses (each connection waits 10 ms) for
-// CPU µs per request below saturation. Ratios vs bare are taken within each
+// utime+stime; idle servers wait meanwhile); then with --rate-sec > 0, each
+// variant side by side with bare for that many seconds at the fixed offered
+// rate bench/run.mjs uses (each connection waits 10 ms), for the ratio of CPU
+// per request below saturation within the pair. Ratios vs bare are taken within each
 // round, then the median; min–max across rounds is the spread. --pin puts the
 // server on CPU 0 and wrk on CPU 1 (less scheduler noise, but not what
 // run.mjs measures). Results go to stdout as a Markdown table, one line per
@@ -37,10 +38,11 @@
 // moves by ±4%: differences below that need many more rounds, or a CPU
 // profile (what share of the server's samples lies in promotel's frames).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { RATE_SCRIPT, cpuUs, wrk as wrkAsync } from './peers.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const HELLO = join(ROOT, 'bench', 'servers', 'hello.js');
@@ -103,9 +105,6 @@ async function startServer(v) {
 }
 const stop = (child) => new Promise((r) => { if (child.exitCode !== null) return r(); child.once('exit', r); child.kill('SIGKILL'); });
 
-const tmp = mkdtempSync(join(os.tmpdir(), 'promotel-ab-'));
-const RATE_SCRIPT = join(tmp, 'rate.lua');
-writeFileSync(RATE_SCRIPT, 'function delay()\n  return 10\nend\n');
 // wrk runs under sh so that its CPU time can be read afterwards: sh's
 // cutime+cstime hold it once sh has waited for it.
 function wrk(url, seconds, script) {
@@ -139,20 +138,14 @@ async function burst(s) {
     const foreign = (machineTicks() - m0 - server - sat.ticks) / (SEC * TICKS_PER_S * os.cpus().length);
     if (process.env.AB_DEBUG) log(`  burst: ${sat.rps.toFixed(0)} req/s, server ${server}, wrk ${sat.ticks}, foreign ${(foreign * 100).toFixed(1)}%`);
     if (foreign > QUIET && attempt < RETRIES) { retried++; continue; }
-    let cpuRate = NaN;
-    if (RATE_SEC > 0) {
-      t0 = cpuTicks(s.child.pid);
-      const rate = wrk(s.url, RATE_SEC, RATE_SCRIPT);
-      cpuRate = ((cpuTicks(s.child.pid) - t0) * TICK_US) / rate.n;
-    }
-    return { rps: sat.rps, cpuSat: (server * TICK_US) / sat.n, cpuRate, foreign };
+    return { rps: sat.rps, cpuSat: (server * TICK_US) / sat.n, foreign };
   }
 }
 let retried = 0;
 
 const log = (m) => process.stderr.write(`${m}\n`);
 const rows = new Map(VARIANTS.map((v) => [v.name, { rps: [], rRps: [], rCpuSat: [], cpuSat: [], rCpuRate: [] }]));
-log(`ab: ${VARIANTS.map((v) => v.name).join(', ')}; ${ROUNDS} rounds × ${SEC} s${RATE_SEC ? ` + ${RATE_SEC} s at a fixed rate` : ''}, fresh servers every ${PER_SERVER} rounds${PIN ? ', pinned' : ''}; load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+log(`ab: ${VARIANTS.map((v) => v.name).join(', ')}; ${ROUNDS} rounds × ${SEC} s${RATE_SEC ? ` + ${RATE_SEC} s at a fixed rate beside bare` : ''}, fresh servers every ${PER_SERVER} rounds${PIN ? ', pinned' : ''}; load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 let servers;
 for (let round = 0; round < ROUNDS; round++) {
   if (round % PER_SERVER === 0) {
@@ -167,10 +160,20 @@ for (let round = 0; round < ROUNDS; round++) {
   const got = {};
   for (const v of order) got[v.name] = await burst(servers.get(v.name));
   const bare = got.bare;
+  // At the fixed rate each variant runs side by side with bare, both loaded at
+  // once: the host's noise then slows both alike, and the ratio within the
+  // pair spreads by a few percent instead of tens.
+  bare.cpuRateRatio = 1;
+  for (const v of RATE_SEC > 0 ? order.filter((x) => x.name !== 'bare') : []) {
+    const [b, s] = [servers.get('bare'), servers.get(v.name)];
+    const [b0, s0] = [cpuUs(b.child.pid), cpuUs(s.child.pid)];
+    const [rb, rs] = await Promise.all([wrkAsync(b.url, RATE_SEC, RATE_SCRIPT), wrkAsync(s.url, RATE_SEC, RATE_SCRIPT)]);
+    got[v.name].cpuRateRatio = (cpuUs(s.child.pid) - s0) / rs.n / ((cpuUs(b.child.pid) - b0) / rb.n);
+  }
   for (const v of VARIANTS) {
     const r = got[v.name], acc = rows.get(v.name);
     acc.rps.push(r.rps); acc.cpuSat.push(r.cpuSat);
-    acc.rRps.push(r.rps / bare.rps); acc.rCpuSat.push(r.cpuSat / bare.cpuSat); acc.rCpuRate.push(r.cpuRate / bare.cpuRate);
+    acc.rRps.push(r.rps / bare.rps); acc.rCpuSat.push(r.cpuSat / bare.cpuSat); acc.rCpuRate.push(r.cpuRateRatio ?? NaN);
   }
   log(`round ${round + 1}: ${order.map((v) => `${v.name} ${got[v.name].rps.toFixed(0)} (${(got[v.name].rps / bare.rps).toFixed(2)}${got[v.name].foreign > QUIET ? ', noisy' : ''})`).join(', ')}`);
 }
@@ -181,7 +184,7 @@ const finite = (xs) => xs.filter(Number.isFinite);
 const geomean = (xs) => Math.exp(finite(xs).reduce((a, x) => a + Math.log(x), 0) / finite(xs).length);
 const range = (xs, d = 2) => `${f(Math.min(...finite(xs)), d)}–${f(Math.max(...finite(xs)), d)}`;
 let md = `${ROUNDS} rounds × ${SEC} s, wrk -t1 -c50${PIN ? ', server on CPU 0 and wrk on CPU 1' : ''}; ${retried} bursts measured again because other processes used > ${QUIET * 100}% of the machine; load at end ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}\n\n`;
-md += `| variant | req/s (median) | × bare req/s (median, min–max) | × bare req/s (geometric mean) | CPU µs/req at saturation | × bare CPU/req${RATE_SEC ? ' | × bare CPU/req at fixed rate' : ''} |\n|---|---|---|---|---|---|${RATE_SEC ? '---|' : ''}\n`;
+md += `| variant | req/s (median) | × bare req/s (median, min–max) | × bare req/s (geometric mean) | CPU µs/req at saturation | × bare CPU/req${RATE_SEC ? ' | × bare CPU/req at fixed rate, side by side' : ''} |\n|---|---|---|---|---|---|${RATE_SEC ? '---|' : ''}\n`;
 for (const [name, r] of rows) {
   md += `| ${name} | ${f(median(r.rps), 0)} | ${f(median(r.rRps))} (${range(r.rRps)}) | ${f(geomean(r.rRps), 3)} | ${f(median(r.cpuSat), 1)} | ${f(median(r.rCpuSat))} (${range(r.rCpuSat)})${RATE_SEC ? ` | ${f(median(r.rCpuRate))} (${range(r.rCpuRate)})` : ''} |\n`;
 }

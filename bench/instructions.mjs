@@ -1,0 +1,158 @@
+// Target 1 (issue 3) without the noise: CPU instructions each peer's server
+// executes per request, counted by valgrind (cachegrind, Ir). On a shared
+// 2-core VM the wall-clock rows of bench/run.mjs spread by ±40% from round to
+// round; an instruction count does not depend on what the host's other tenants
+// do, so it shows a difference of 1% that wall clocks cannot.
+//
+//   node bench/instructions.mjs [--warm 3000] [--measured 20000] [--only promotel,...] [--functions] [--semi-space MB]
+//
+// Per peer, two servers start at once under valgrind: A gets `--warm`
+// requests, B gets `--warm` + `--measured`; both are stopped at the same
+// moment once B is done. Startup, JIT warm-up and everything paid per second
+// (timers such as the event-loop delay monitor, which valgrind's ~50×
+// slowdown would otherwise inflate 50×) are in both counts, so
+// (B − A) ÷ measured is what one more request costs. Only user space is
+// counted: the kernel's share (loopback TCP, the same bytes for every peer)
+// is not, so the ratios here are upper bounds of the whole-CPU ratios.
+// `--functions` adds, for every peer but bare, the functions whose per-request
+// count differs most from bare's (JIT-compiled JavaScript is `???`).
+// `--semi-space MB` fixes V8's young generation at that size for every peer:
+// by default V8 grows it after a burst of allocation such as loading an agent,
+// and the fewer scavenges that follow hide part of the agent's own work.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import { join } from 'node:path';
+import { HELLO, PEERS, ROOT, serverEnv } from './peers.mjs';
+
+const CONCURRENCY = 8;
+const VALGRIND = ['--tool=cachegrind', '--cache-sim=no', '--smc-check=all-non-file'];
+
+function startUnderValgrind(peer, outFile, nodeFlags) {
+  return serverEnv(peer).then(
+    (env) =>
+      new Promise((resolve, reject) => {
+        const child = spawn('valgrind', [...VALGRIND, `--cachegrind-out-file=${outFile}`, process.execPath, ...nodeFlags, ...peer.args, HELLO], {
+          cwd: ROOT,
+          env,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let stderr = '';
+        child.stderr.on('data', (d) => (stderr += d));
+        const exited = new Promise((r) => child.on('exit', () => r(stderr)));
+        const timer = setTimeout(() => reject(new Error(`${peer.name} did not listen under valgrind within 300 s`)), 300_000);
+        child.on('error', (err) => reject(new Error(`valgrind could not start (${err.message}); install it: apt-get install valgrind`)));
+        child.on('exit', (code) => reject(new Error(`${peer.name} exited with ${code} under valgrind: ${stderr.slice(-500)}`)));
+        child.stdout.on('data', (d) => {
+          if (!String(d).includes('listening')) return;
+          clearTimeout(timer);
+          resolve({ child, exited, port: Number(env.PORT) });
+        });
+      }),
+  );
+}
+
+/** `n` GET / requests on keep-alive connections, CONCURRENCY at a time. */
+function drive(port, n) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+  let sent = 0;
+  let done = 0;
+  return new Promise((resolve, reject) => {
+    if (n === 0) return resolve();
+    const one = () => {
+      if (sent >= n) return;
+      sent++;
+      http
+        .get({ host: '127.0.0.1', port, path: '/', agent }, (res) => {
+          res.resume();
+          res.on('end', () => (++done === n ? resolve() : one()));
+        })
+        .on('error', reject);
+    };
+    for (let i = 0; i < CONCURRENCY; i++) one();
+  }).finally(() => agent.destroy());
+}
+
+const instructionsOf = (stderr) => Number(/I\s+refs:\s+([\d,]+)/.exec(stderr)?.[1].replaceAll(',', '') ?? NaN);
+
+/** Instructions per request of one peer, and the cachegrind files of its two runs. */
+export async function measure(peer, { warm, measured, semiSpace }, dir) {
+  const nodeFlags = semiSpace ? [`--min-semi-space-size=${semiSpace}`, `--max-semi-space-size=${semiSpace}`] : [];
+  const files = [join(dir, `${PEERS.indexOf(peer)}.a.out`), join(dir, `${PEERS.indexOf(peer)}.b.out`)];
+  const [a, b] = await Promise.all(files.map((f) => startUnderValgrind(peer, f, nodeFlags)));
+  try {
+    await Promise.all([drive(a.port, warm), drive(b.port, warm + measured)]);
+  } finally {
+    a.child.kill('SIGTERM');
+    b.child.kill('SIGTERM');
+  }
+  const [ia, ib] = (await Promise.all([a.exited, b.exited])).map(instructionsOf);
+  return { perRequest: (ib - ia) / measured, a: ia, b: ib, files };
+}
+
+/** Instructions per function in a cachegrind output file. */
+function byFunction(file) {
+  const counts = new Map();
+  let fn = '';
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (line.startsWith('fn=')) fn = line.slice(3);
+    else if (line >= '0' && line <= '9~') counts.set(fn, (counts.get(fn) ?? 0) + Number(line.split(' ')[1] ?? 0));
+  }
+  return counts;
+}
+
+/** The functions whose per-request count differs most between a peer and bare. */
+export function functionDiff(peerResult, bareResult, measured, top = 15) {
+  const perRequest = ({ files: [a, b] }) => {
+    const [ca, cb] = [byFunction(a), byFunction(b)];
+    return new Map([...new Set([...ca.keys(), ...cb.keys()])].map((k) => [k, ((cb.get(k) ?? 0) - (ca.get(k) ?? 0)) / measured]));
+  };
+  const [p, q] = [perRequest(peerResult), perRequest(bareResult)];
+  return [...new Set([...p.keys(), ...q.keys()])]
+    .map((fn) => ({ fn, extra: (p.get(fn) ?? 0) - (q.get(fn) ?? 0) }))
+    .sort((x, y) => Math.abs(y.extra) - Math.abs(x.extra))
+    .slice(0, top);
+}
+
+export async function instructionsBench({ warm, measured, semiSpace, only, functions, log = () => {} }) {
+  const peers = PEERS.filter((p, i) => i === 0 || !only || only.some((o) => p.name.startsWith(o)));
+  const dir = mkdtempSync(join(os.tmpdir(), 'promotel-instructions-'));
+  const results = [];
+  for (const peer of peers) {
+    const r = await measure(peer, { warm, measured, semiSpace }, dir);
+    log(`  instructions ${peer.name}: ${r.perRequest.toFixed(0)} per request`);
+    results.push({ name: peer.name, ...r });
+  }
+  const bare = results[0];
+  for (const r of results) {
+    r.ratio = r.perRequest / bare.perRequest;
+    if (functions && r !== bare) r.functions = functionDiff(r, bare, measured);
+  }
+  return results;
+}
+
+export function instructionsTable(results, { warm, measured, semiSpace }) {
+  let md = `| peer | instructions per request (user space) | × bare |\n|---|---|---|\n`;
+  for (const r of results) md += `| ${r.name} | ${Math.round(r.perRequest)} | ${r.ratio.toFixed(3)} |\n`;
+  md += `\nvalgrind ${VALGRIND.join(' ')}; per peer, (instructions of a server after ${warm + measured} requests − one after ${warm}, both stopped at the same moment) ÷ ${measured}; ${CONCURRENCY} keep-alive connections${semiSpace ? `; node --min-semi-space-size=${semiSpace} --max-semi-space-size=${semiSpace} for every peer` : ''}.\n`;
+  for (const r of results.filter((x) => x.functions)) {
+    md += `\n${r.name}, per request vs bare (instructions, function):\n\n${r.functions.map((f) => `    ${f.extra >= 0 ? '+' : ''}${f.extra.toFixed(0).padStart(6)}  ${f.fn.slice(0, 110)}`).join('\n')}\n`;
+  }
+  return md;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const option = (name, fallback) => {
+    const i = process.argv.indexOf(`--${name}`);
+    return i > 0 ? process.argv[i + 1] : fallback;
+  };
+  const params = { warm: Number(option('warm', '3000')), measured: Number(option('measured', '20000')), semiSpace: Number(option('semi-space', '0')) };
+  const results = await instructionsBench({
+    ...params,
+    only: option('only', undefined)?.split(','),
+    functions: process.argv.includes('--functions'),
+    log: (m) => process.stderr.write(`${m}\n`),
+  });
+  process.stdout.write(instructionsTable(results, params));
+}

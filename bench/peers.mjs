@@ -1,0 +1,77 @@
+// The hello-world server and the peers every HTTP benchmark runs it under, in
+// one place so that bench/run.mjs (time) and bench/instructions.mjs
+// (instruction counts) measure exactly the same setups.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const REGISTER = join(ROOT, 'dist', 'src', 'register.js');
+export const HELLO = join(ROOT, 'bench', 'servers', 'hello.js');
+export const srv = (f) => join(ROOT, 'bench', 'servers', f);
+
+export const PEERS = [
+  { name: 'bare node:http', args: [], env: {} },
+  { name: 'promotel', args: ['--require', REGISTER], env: { OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' }, metricsEnv: 'OTEL_EXPORTER_PROMETHEUS_PORT' },
+  { name: 'prom-client 15 manual histogram', args: [], env: { BENCH_SETUP: srv('prom-client.js') } },
+  { name: 'diagnostics_channel + sdk-metrics record()', args: ['--require', srv('dc-sdk.js')], env: {} },
+  { name: 'OTel instrumentation-http + sdk-metrics + exporter-prometheus', args: ['--require', srv('otel-http.js')], env: {} },
+  {
+    name: 'OTel auto-instrumentations-node/register (metrics only)',
+    args: ['--require', '@opentelemetry/auto-instrumentations-node/register'],
+    env: { OTEL_TRACES_EXPORTER: 'none', OTEL_LOGS_EXPORTER: 'none', OTEL_METRICS_EXPORTER: 'prometheus', OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' },
+    metricsEnv: 'OTEL_EXPORTER_PROMETHEUS_PORT',
+  },
+];
+
+export const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : NaN;
+};
+
+// Ports the system hands out as free, rather than a counter that may run into a port in use.
+export const port = () =>
+  new Promise((resolve, reject) => {
+    const probe = net.createServer().on('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port: free } = probe.address();
+      probe.close(() => resolve(free));
+    });
+  });
+
+/** The environment a peer's server starts with: nothing inherited but PATH and HOME. */
+export async function serverEnv(peer) {
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME, PORT: String(await port()), METRICS_PORT: String(await port()), ...peer.env };
+  if (peer.metricsEnv) env[peer.metricsEnv] = env.METRICS_PORT;
+  return env;
+}
+
+// CPU time of a process, all threads, in µs: the scheduler's nanosecond
+// counters, where /proc/<pid>/stat has 10 ms ticks.
+export function cpuUs(pid) {
+  let ns = 0;
+  for (const t of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {} // a thread that ended in between
+  }
+  return ns / 1000;
+}
+
+/** `wrk -t1 -c50` for `seconds`, optionally with a Lua script; resolves to requests done and req/s. */
+export function wrk(url, seconds, script) {
+  const args = ['-t1', '-c50', `-d${seconds}s`, '--timeout', '5s', ...(script ? ['-s', script] : []), url];
+  return new Promise((resolve) => {
+    execFile('wrk', args, { encoding: 'utf8', timeout: (seconds + 20) * 1000 }, (_err, out = '') => {
+      resolve({ n: Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN), rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN) });
+    });
+  });
+}
+
+// Fixed offered rate: each of the 50 connections waits 10 ms between requests (at most ~5,000 req/s), far below saturation.
+const tmp = mkdtempSync(join(os.tmpdir(), 'promotel-bench-'));
+export const RATE_SCRIPT = join(tmp, 'rate.lua');
+writeFileSync(RATE_SCRIPT, 'function delay()\n  return 10\nend\n');
