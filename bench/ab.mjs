@@ -166,6 +166,7 @@ for (let round = 0; round < ROUNDS; round++) {
   bare.cpuRateRatio = 1;
   for (const v of RATE_SEC > 0 ? order.filter((x) => x.name !== 'bare') : []) {
     const [b, s] = [servers.get('bare'), servers.get(v.name)];
+    await Promise.all([wrkAsync(b.url, 2, RATE_SCRIPT), wrkAsync(s.url, 2, RATE_SCRIPT)]); // the same recent past for both
     const [b0, s0] = [cpuUs(b.child.pid), cpuUs(s.child.pid)];
     const [rb, rs] = await Promise.all([wrkAsync(b.url, RATE_SEC, RATE_SCRIPT), wrkAsync(s.url, RATE_SEC, RATE_SCRIPT)]);
     got[v.name].cpuRateRatio = (cpuUs(s.child.pid) - s0) / rs.n / ((cpuUs(b.child.pid) - b0) / rb.n);

@@ -53,6 +53,10 @@ async function httpBench() {
       const bareRates = [];
       for (const peer of order.filter((p) => p !== bare)) {
         const s = servers.get(peer);
+        // Both get the same recent past: the bare server serves every pair in
+        // turn, while the peer has sat idle since its saturation burst, and an
+        // idle V8 process shrinks its young generation and goes cache-cold.
+        await Promise.all([wrk(b.url, 2, RATE_SCRIPT), wrk(s.url, 2, RATE_SCRIPT)]);
         const [b0, p0] = [cpuUs(b.pid), cpuUs(s.pid)];
         const [rb, rp] = await Promise.all([wrk(b.url, P.rateSec, RATE_SCRIPT), wrk(s.url, P.rateSec, RATE_SCRIPT)]);
         const [cb, cp] = [(cpuUs(b.pid) - b0) / rb.n, (cpuUs(s.pid) - p0) / rp.n];
@@ -159,7 +163,7 @@ const scrapes = P.scrapeNs.map((n) => ({ n, ...scrapeBenchChild(n) }));
 const f = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
 let md = `# promotel benchmark results\n\n`;
 md += `- Date: ${started.toISOString()}${SMOKE ? ' (smoke run: numbers are not meaningful)' : ''}\n- Machine: ${machine()}\n`;
-md += `- Load: \`wrk -t1 -c50\` on 127.0.0.1 against bench/servers/hello.js (wrk and the server share the 2 cores). Each round starts every peer's server afresh and warms each up for 1 s; then ${P.satSec} s at saturation per peer, one at a time in an order rotated each round; then ${P.rateSec} s at a fixed offered rate (each of the 50 connections waits 10 ms between requests, a Lua \`delay()\`: at most ~5,000 req/s) per peer **side by side with the bare server**, both loaded at once, so that the VM's other tenants slow both alike; its × bare is the ratio within that pair, and the bare row shows the median of its pairs. Server CPU per request: the scheduler's ns counters of all the server's threads (/proc/<pid>/task/*/schedstat) ÷ requests. ${P.rounds} rounds, medians shown (min–max across rounds in brackets); ratios are taken within each round, then the median.\n`;
+md += `- Load: \`wrk -t1 -c50\` on 127.0.0.1 against bench/servers/hello.js (wrk and the server share the 2 cores). Each round starts every peer's server afresh and warms each up for 1 s; then ${P.satSec} s at saturation per peer, one at a time in an order rotated each round; then, per peer **side by side with the bare server**, both loaded at once, 2 s of warm-up and ${P.rateSec} s measured at a fixed offered rate (each of the 50 connections waits 10 ms between requests, a Lua \`delay()\`: at most ~5,000 req/s), so that the VM's other tenants slow both alike; its × bare is the ratio within that pair, and the bare row shows the median of its pairs. Server CPU per request: the scheduler's ns counters of all the server's threads (/proc/<pid>/task/*/schedstat) ÷ requests. ${P.rounds} rounds, medians shown (min–max across rounds in brackets); ratios are taken within each round, then the median.\n`;
 md += `- Other processes may have loaded the 2 cores during the run; the spread columns show the noise.\n\n`;
 md += `## Target 1: HTTP server overhead\n\n| peer | req/s at saturation | × bare | server CPU µs/req at fixed rate | × bare | CPU µs/req at saturation |\n|---|---|---|---|---|---|\n`;
 for (const [name, r] of http) md += `| ${name} | ${f(median(r.rps), 0)} (${spread(r.rps)}) | ${f(median(r.ratioRps))} | ${f(median(r.cpuRate), 1)} | ${f(median(r.ratioCpu))} | ${f(median(r.cpuSat), 1)} |\n`;
