@@ -42,7 +42,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { RATE_SCRIPT, cpuUs, wrk as wrkAsync } from './peers.mjs';
+import { RATE_SCRIPT, cpuUs, port, wrk as wrkAsync } from './peers.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const HELLO = join(ROOT, 'bench', 'servers', 'hello.js');
@@ -90,10 +90,9 @@ function cpuTicks(pid) {
   return Number(f[11]) + Number(f[12]);
 }
 
-let nextPort = 20000 + Math.floor(Math.random() * 20000);
 async function startServer(v) {
-  const appPort = nextPort++;
-  const env = { PATH: process.env.PATH, HOME: process.env.HOME, PORT: String(appPort), OTEL_EXPORTER_PROMETHEUS_PORT: String(nextPort++), ...v.env };
+  const appPort = await port();
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME, PORT: String(appPort), OTEL_EXPORTER_PROMETHEUS_PORT: String(await port()), ...v.env };
   const [cmd, args] = PIN ? ['taskset', ['-c', '0', process.execPath, ...v.args, HELLO]] : [process.execPath, [...v.args, HELLO]];
   const child = spawn(cmd, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise((res, rej) => {
