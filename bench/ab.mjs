@@ -42,7 +42,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { RATE_SCRIPT, cpuUs, port, wrk as wrkAsync } from './peers.mjs';
+import { RATE_SCRIPT, cpuUs, median as medianOf, port, wrk as wrkAsync } from './peers.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const HELLO = join(ROOT, 'bench', 'servers', 'hello.js');
@@ -79,10 +79,6 @@ const only = option('only', undefined)?.split(',');
 const VARIANTS = only ? ALL.filter((v) => v.name === 'bare' || only.includes(v.name)) : ALL;
 if (VARIANTS[0]?.name !== 'bare') throw new Error('bare must be a variant: every ratio is against it');
 
-const median = (xs) => {
-  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
-  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : NaN;
-};
 const TICKS_PER_S = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 const TICK_US = 1e6 / TICKS_PER_S;
 function cpuTicks(pid) {
@@ -181,6 +177,8 @@ for (const s of servers.values()) await stop(s.child);
 
 const f = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
 const finite = (xs) => xs.filter(Number.isFinite);
+// Rounds without a fixed-rate part (--rate-sec 0) leave NaN ratios, which the medians skip.
+const median = (xs) => medianOf(finite(xs));
 const geomean = (xs) => Math.exp(finite(xs).reduce((a, x) => a + Math.log(x), 0) / finite(xs).length);
 const range = (xs, d = 2) => `${f(Math.min(...finite(xs)), d)}–${f(Math.max(...finite(xs)), d)}`;
 let md = `${ROUNDS} rounds × ${SEC} s, wrk -t1 -c50${PIN ? ', server on CPU 0 and wrk on CPU 1' : ''}; ${retried} bursts measured again because other processes used > ${QUIET * 100}% of the machine; load at end ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}\n\n`;
