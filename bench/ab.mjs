@@ -11,6 +11,7 @@
 //
 // Variants (default: all of these):
 //   bare         node bench/servers/hello.js
+//   bare-control the same again: what the method reads when nothing differs
 //   default      promotel preloaded, default configuration
 //   http-off     PROMOTEL_HTTP_METRICS=false
 //   runtime-off  PROMOTEL_RUNTIME_METRICS=false
@@ -22,7 +23,7 @@
 //
 // One server per variant runs for `--per-server` rounds (then all are
 // replaced, so that one lucky or unlucky process cannot decide the result),
-// warmed up for 1 s. Per variant and round: `--sec` s of `wrk -t1 -c50` at
+// warmed up for 1 s. Per variant and round: `--sec` s (0: none) of `wrk -t1 -c50` at
 // saturation (req/s, and server CPU µs per request from /proc/<pid>/stat
 // utime+stime; idle servers wait meanwhile); then with --rate-sec > 0, each
 // variant side by side with bare for that many seconds at the fixed offered
@@ -64,6 +65,8 @@ const OWN = register(resolve(option('tree', join(ROOT, 'dist', 'src'))));
 const BASE_ENV = { OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' };
 const ALL = [
   { name: 'bare', args: [], env: {} },
+  // A second bare server: its ratio is the method's own bias and noise floor.
+  { name: 'bare-control', args: [], env: {} },
   { name: 'default', args: OWN, env: BASE_ENV },
   { name: 'http-off', args: OWN, env: { ...BASE_ENV, PROMOTEL_HTTP_METRICS: 'false' } },
   { name: 'runtime-off', args: OWN, env: { ...BASE_ENV, PROMOTEL_RUNTIME_METRICS: 'false' } },
@@ -125,6 +128,7 @@ function machineTicks() {
 // this machine come in episodes of seconds, and a burst inside one says
 // nothing about promotel.
 async function burst(s) {
+  if (SEC === 0) return { rps: NaN, cpuSat: NaN, foreign: 0 }; // --sec 0: the fixed-rate pairs only
   for (let attempt = 0; ; attempt++) {
     const m0 = machineTicks();
     let t0 = cpuTicks(s.child.pid);
@@ -171,7 +175,8 @@ for (let round = 0; round < ROUNDS; round++) {
     acc.rps.push(r.rps); acc.cpuSat.push(r.cpuSat);
     acc.rRps.push(r.rps / bare.rps); acc.rCpuSat.push(r.cpuSat / bare.cpuSat); acc.rCpuRate.push(r.cpuRateRatio ?? NaN);
   }
-  log(`round ${round + 1}: ${order.map((v) => `${v.name} ${got[v.name].rps.toFixed(0)} (${(got[v.name].rps / bare.rps).toFixed(2)}${got[v.name].foreign > QUIET ? ', noisy' : ''})`).join(', ')}`);
+  const show = (r) => [SEC ? `${r.rps.toFixed(0)} req/s (${(r.rps / bare.rps).toFixed(2)}${r.foreign > QUIET ? ', noisy' : ''})` : '', RATE_SEC ? `CPU/req ${r.cpuRateRatio.toFixed(3)}` : ''].filter(Boolean).join(', ');
+  log(`round ${round + 1}: ${order.map((v) => `${v.name} ${show(got[v.name])}`).join('; ')}`);
 }
 for (const s of servers.values()) await stop(s.child);
 

@@ -117,7 +117,7 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
       return log.warn(`the OpenTelemetry SDK could not load: ${log.describeError(err)}; the application runs without metrics (reinstall promotel with its dependencies)`);
     }
     if (config.runtimeMetrics) {
-      guard('runtime metrics', 'PROMOTEL_RUNTIME_METRICS', () => stops.push(enableRuntimeMetrics(meterProvider, meter)));
+      guard('runtime metrics', 'PROMOTEL_RUNTIME_METRICS', () => stops.push(enableRuntimeMetrics(meterProvider, meter, config.eventLoopResolutionMs)));
     }
     if (config.hostMetrics || config.runtimeMetrics) {
       guard('host metrics', config.hostMetrics ? 'PROMOTEL_HOST_METRICS' : 'PROMOTEL_RUNTIME_METRICS', () =>

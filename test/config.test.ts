@@ -67,6 +67,14 @@ test('each bad PROMOTEL_* or boolean value is named with its fix', () => {
   ]);
 });
 
+test('PROMOTEL_EVENTLOOP_DELAY_RESOLUTION: milliseconds, 10 by default, a bad value named', () => {
+  assert.equal(readConfig({}).config.eventLoopResolutionMs, 10);
+  assert.equal(readConfig({ PROMOTEL_EVENTLOOP_DELAY_RESOLUTION: '100' }).config.eventLoopResolutionMs, 100);
+  const { config, warnings } = readConfig({ PROMOTEL_EVENTLOOP_DELAY_RESOLUTION: '0.5' });
+  assert.equal(config.eventLoopResolutionMs, 10);
+  assert.deepEqual(warnings, ['PROMOTEL_EVENTLOOP_DELAY_RESOLUTION="0.5" is invalid: use milliseconds from 1 to 60000; using 10']);
+});
+
 test('OTEL_METRICS_EXPORTER: prometheus, otlp, both, or none', () => {
   assert.deepEqual(readConfig({ OTEL_METRICS_EXPORTER: 'prometheus' }).config.exporters, ['prometheus']);
   assert.deepEqual(readConfig({ OTEL_METRICS_EXPORTER: ' none ' }).config.exporters, []);

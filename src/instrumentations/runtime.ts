@@ -19,9 +19,14 @@
 import { getHeapStatistics } from 'node:v8';
 import type { Meter, MeterProvider } from '@opentelemetry/api';
 
-export function enableRuntimeMetrics(meterProvider: MeterProvider, meter: Meter): () => void {
+/**
+ * `resolutionMs`: how often the event-loop delay is sampled. 10 ms, as in
+ * prom-client and the OTel instrumentation, sees every block of 10 ms or more,
+ * but each sample is a timer that wakes an idle process (PROMOTEL_EVENTLOOP_DELAY_RESOLUTION).
+ */
+export function enableRuntimeMetrics(meterProvider: MeterProvider, meter: Meter, resolutionMs: number): () => void {
   const { RuntimeNodeInstrumentation } = require('@opentelemetry/instrumentation-runtime-node') as typeof import('@opentelemetry/instrumentation-runtime-node');
-  const runtime = new RuntimeNodeInstrumentation({ monitoringPrecision: 10 });
+  const runtime = new RuntimeNodeInstrumentation({ monitoringPrecision: resolutionMs });
   runtime.setMeterProvider(meterProvider);
   runtime.enable();
 

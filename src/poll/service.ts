@@ -30,7 +30,7 @@ export interface Poller {
   shutdown(): Promise<void>;
 }
 
-export type ServiceOptions = Pick<Config, 'host' | 'port' | 'runtimeMetrics' | 'hostMetrics' | 'cardinalityLimit' | 'serviceName' | 'resourceAttributes'>;
+export type ServiceOptions = Pick<Config, 'host' | 'port' | 'runtimeMetrics' | 'eventLoopResolutionMs' | 'hostMetrics' | 'cardinalityLimit' | 'serviceName' | 'resourceAttributes'>;
 
 export function startPoller(initial: PollConfig, options: ServiceOptions): Poller {
   const { MeterProvider: Provider } = require('@opentelemetry/sdk-metrics') as typeof import('@opentelemetry/sdk-metrics');
@@ -86,7 +86,7 @@ export function startPoller(initial: PollConfig, options: ServiceOptions): Polle
   const stops: Array<() => void> = [];
   setImmediate(() => {
     if (abort.signal.aborted) return;
-    if (options.runtimeMetrics) guard('runtime metrics', () => stops.push(enableRuntimeMetrics(provider, meter)));
+    if (options.runtimeMetrics) guard('runtime metrics', () => stops.push(enableRuntimeMetrics(provider, meter, options.eventLoopResolutionMs)));
     if (options.hostMetrics || options.runtimeMetrics) guard('host metrics', () => enableHostMetrics(provider, { system: options.hostMetrics, process: options.runtimeMetrics }));
   }).unref();
 
