@@ -37,13 +37,9 @@ const stop = (child) => new Promise((r) => { if (child.exitCode !== null) return
 // method reads when nothing differs (its bias and noise), and promotel with
 // the event-loop delay sampled every 100 ms instead of 10, the runtime
 // metrics' one cost that is paid per second rather than per request.
-const HTTP_PEERS = [
-  PEERS[0],
-  { ...PEERS[0], name: 'bare node:http, a second server (the method\'s floor)' },
-  PEERS[1],
-  { ...PEERS[1], name: 'promotel, PROMOTEL_EVENTLOOP_DELAY_RESOLUTION=100', env: { ...PEERS[1].env, PROMOTEL_EVENTLOOP_DELAY_RESOLUTION: '100' } },
-  ...PEERS.slice(2),
-];
+const COARSE_MS = 100;
+const PROMOTEL_COARSE = { ...PEERS[1], name: `promotel, PROMOTEL_EVENTLOOP_DELAY_RESOLUTION=${COARSE_MS}`, env: { ...PEERS[1].env, PROMOTEL_EVENTLOOP_DELAY_RESOLUTION: String(COARSE_MS) } };
+const HTTP_PEERS = [PEERS[0], { ...PEERS[0], name: 'bare node:http, a second server (the method\'s floor)' }, PEERS[1], PROMOTEL_COARSE, ...PEERS.slice(2)];
 
 async function httpBench() {
   const res = new Map(HTTP_PEERS.map((p) => [p.name, { rps: [], cpuSat: [], cpuRate: [], ratioRps: [], ratioCpu: [] }]));
@@ -118,9 +114,8 @@ async function idleBench() {
   const scrape = (s) => (s.metricsUrl && s.promotel ? fetch(s.metricsUrl).then((r) => r.text()) : undefined);
   const out = { bare: [], promotel: [], bareCpu: [], promotelCpu: [], coarseCpu: [], noRuntimeCpu: [] };
   const noRuntime = { ...PEERS[1], env: { ...PEERS[1].env, PROMOTEL_RUNTIME_METRICS: 'false' } };
-  const coarse = { ...PEERS[1], env: { ...PEERS[1].env, PROMOTEL_EVENTLOOP_DELAY_RESOLUTION: '100' } };
   for (let i = 0; i < P.memRuns; i++) {
-    const servers = [await startServer(PEERS[0]), { ...(await startServer(PEERS[1])), promotel: true }, { ...(await startServer(coarse)), promotel: true }, { ...(await startServer(noRuntime)), promotel: true }];
+    const servers = [await startServer(PEERS[0]), { ...(await startServer(PEERS[1])), promotel: true }, { ...(await startServer(PROMOTEL_COARSE)), promotel: true }, { ...(await startServer(noRuntime)), promotel: true }];
     try {
       await sleep(1500); // let deferred loading happen
       await Promise.all(servers.map(scrape)); // an idle service still gets scraped
@@ -223,7 +218,7 @@ md += `- Collect + serialize, for reference: lowest ratio ${f(Math.min(...fullRa
 md += `- 10k-series scrape incl. collect < 10 ms: **${tenK ? (tenK.ms < 10 ? 'met' : 'missed') : 'not measured'}** (${tenK ? f(tenK.ms) + ' ms' : 'smoke run'}).\n\n`;
 md += `## Target 3: startup\n\n| command | wall ms (median of ${P.startupRuns}) | added vs node -e '' |\n|---|---|---|\n`;
 for (const s of startup) md += `| ${s.name} | ${f(s.ms, 0)} (${spread(s.all)}) | ${f(s.added, 0)} |\n`;
-md += `\nTarget: promotel adds ≤ 100 ms: **${startup[1].added <= 100 ? 'met' : 'missed'}** (median of per-pair differences ${f(startup[1].added, 0)} ms).\n\n## Target 4: resident memory of an idle service\n\n| | RSS MiB |\n|---|---|\n| hello server, bare | ${f(memory.bare, 1)} |\n| hello server + promotel (after 2 s and one scrape) | ${f(memory.promotel, 1)} |\n| added by promotel | ${f(memory.added, 1)} |\n\nTarget: ≤ 25 MB added: **${memory.added <= 25 ? 'met' : 'missed'}**.\n\nCPU time of the same idle servers, ${P.idle.windowMs / 1000} s measured after ${(P.idle.settleMs + 2000) / 1000} s, one scrape every 15 s: bare ${f(memory.bareCpu, 2)} ms per second, with promotel ${f(memory.promotelCpu, 2)} ms per second (${f(memory.promotelCpu / 10, 2)}% of one core), with promotel and \`PROMOTEL_EVENTLOOP_DELAY_RESOLUTION=100\` ${f(memory.coarseCpu, 2)} ms per second, with promotel and \`PROMOTEL_RUNTIME_METRICS=false\` ${f(memory.noRuntimeCpu, 2)} ms per second. The runtime metrics' share is their event-loop delay monitor, a timer that wakes the process every 10 ms by default (\`monitorEventLoopDelay\` at the 10 ms resolution that prom-client and the OTel runtime instrumentation use too); on this VM each wake-up of an idle process costs about 80 µs of CPU.\n`;
+md += `\nTarget: promotel adds ≤ 100 ms: **${startup[1].added <= 100 ? 'met' : 'missed'}** (median of per-pair differences ${f(startup[1].added, 0)} ms).\n\n## Target 4: resident memory of an idle service\n\n| | RSS MiB |\n|---|---|\n| hello server, bare | ${f(memory.bare, 1)} |\n| hello server + promotel (after 2 s and one scrape) | ${f(memory.promotel, 1)} |\n| added by promotel | ${f(memory.added, 1)} |\n\nTarget: ≤ 25 MB added: **${memory.added <= 25 ? 'met' : 'missed'}**.\n\nCPU time of the same idle servers, ${P.idle.windowMs / 1000} s measured after ${(P.idle.settleMs + 2000) / 1000} s, one scrape every 15 s: bare ${f(memory.bareCpu, 2)} ms per second, with promotel ${f(memory.promotelCpu, 2)} ms per second (${f(memory.promotelCpu / 10, 2)}% of one core), with promotel and \`PROMOTEL_EVENTLOOP_DELAY_RESOLUTION=${COARSE_MS}\` ${f(memory.coarseCpu, 2)} ms per second, with promotel and \`PROMOTEL_RUNTIME_METRICS=false\` ${f(memory.noRuntimeCpu, 2)} ms per second. The runtime metrics' share is their event-loop delay monitor, a timer that wakes the process every 10 ms by default (\`monitorEventLoopDelay\` at the 10 ms resolution that prom-client and the OTel runtime instrumentation use too); the difference between the 10 ms and ${COARSE_MS} ms rows puts one wake-up of an idle process at ${f(((memory.promotelCpu - memory.coarseCpu) / (1000 / 10 - 1000 / COARSE_MS)) * 1000, 0)} µs of CPU on this machine.\n`;
 if (SMOKE) {
   process.stdout.write(md);
   const bad = [...http.values()].some((r) => !r.rps.every(Number.isFinite)) || counted.some((c) => c.results.some((r) => !Number.isFinite(r.perRequest))) || scrapes.some((s) => s.rows.some((r) => !Number.isFinite(r.ms)));

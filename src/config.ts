@@ -64,7 +64,7 @@ export const VARIABLES: ReadonlyArray<{ name: string; default: string; meaning: 
   { name: 'PROMOTEL_HTTP_METRICS', default: 'true', meaning: 'HTTP server and client metrics' },
   { name: 'PROMOTEL_HTTP_SERVER_HOOK', default: 'diagnostics_channel', meaning: 'how server requests are timed: `diagnostics_channel` (fast) or `instrumentation-http` (the stock OTel patch)' },
   { name: 'PROMOTEL_RUNTIME_METRICS', default: 'true', meaning: 'Node.js runtime metrics (event loop, GC, V8 heap, handles, version)' },
-  { name: 'PROMOTEL_EVENTLOOP_DELAY_RESOLUTION', default: '10', meaning: 'ms between event-loop delay samples. Each sample wakes an idle process: on the benchmark VM an idle service with promotel spends about 9 ms of CPU per second at 10 ms, 2 ms at 100 ms. A block shorter than this may go unseen, and a longer one reads up to this much short' },
+  { name: 'PROMOTEL_EVENTLOOP_DELAY_RESOLUTION', default: '10', meaning: 'ms between event-loop delay samples. Each sample wakes an idle process: on the benchmark VM (2026-11-30) an idle service with promotel spent about 9 ms of CPU per second at 10 ms, 2 ms at 100 ms. A block shorter than this may go unseen, and a longer one reads up to this much short' },
   { name: 'PROMOTEL_HOST_METRICS', default: 'true', meaning: 'host and process metrics from `@opentelemetry/host-metrics`' },
   { name: 'PROMOTEL_CARDINALITY_LIMIT', default: '2000', meaning: 'series per metric before new label sets go to the `otel_metric_overflow="true"` series' },
   { name: 'PROMOTEL_CLUSTER_PUSH_INTERVAL', default: '1000', meaning: 'under `node:cluster`, how often (ms) each worker sends its metrics to the primary' },
