@@ -25,6 +25,13 @@ const TRAFFIC: Array<[string, string, number]> = [
   ['POST', '/users', 201],
   ['GET', '/api/items/a', 200],
   ['GET', '/api/items/b', 200],
+  ['GET', '/shops/7/orders/1', 200],
+  ['GET', '/shops/8/orders/2', 200],
+  ['GET', '/shops/7/reports/sales/2025', 200],
+  ['GET', '/shops/x%2Fy/reports/7/7', 200],
+  ['GET', '/admin/stats', 200],
+  ['GET', '/admin/tenants/t1/settings/a', 200],
+  ['GET', '/admin/tenants/t2/settings/b', 200],
   ['GET', '/boom', 503],
   ['GET', '/no/such/page', 404],
   ['DELETE', '/users/1', 404],
@@ -69,13 +76,17 @@ test('Express: route templates, _OTHER for unknown methods, error.type for 5xx, 
     [key({ http_request_method: 'GET', http_response_status_code: '200', http_route: '/users/:id' })]: 3,
     [key({ http_request_method: 'POST', http_response_status_code: '201', http_route: '/users' })]: 1,
     [key({ http_request_method: 'GET', http_response_status_code: '200', http_route: '/api/items/:itemId' })]: 2,
+    [key({ http_request_method: 'GET', http_response_status_code: '200', http_route: '/shops/:shop/orders/:orderId' })]: 2,
+    [key({ http_request_method: 'GET', http_response_status_code: '200', http_route: '/shops/:shop/reports/:kind/:year' })]: 2,
+    [key({ http_request_method: 'GET', http_response_status_code: '200', http_route: '/admin/stats' })]: 1,
+    [key({ http_request_method: 'GET', http_response_status_code: '200', http_route: '/admin/tenants/:tenant/settings/:key' })]: 2,
     [key({ http_request_method: 'GET', http_response_status_code: '503', http_route: '/boom', error_type: '503' })]: 1,
     [key({ http_request_method: 'GET', http_response_status_code: '404' })]: 1,
     [key({ http_request_method: 'DELETE', http_response_status_code: '404' })]: 1,
     [key({ http_request_method: '_OTHER', http_response_status_code: '404' })]: 1,
   };
-  assert.deepEqual(fast, expected);
   assert.deepEqual(stock, expected);
+  assert.deepEqual(fast, expected);
 });
 
 test('ES modules: --import works, the app\'s own counter and a named-import http.get are measured', async () => {

@@ -13,21 +13,3 @@ export function normalizeMethod(method: string | undefined): string {
   const upper = method.toUpperCase();
   return KNOWN_METHODS.has(upper) ? upper : '_OTHER';
 }
-
-interface ExpressLikeRequest {
-  route?: { path?: unknown };
-  baseUrl?: unknown;
-}
-
-/**
- * The route template Express matched (`/users/:id`), read from `req.route`,
- * which Express sets on the request; undefined when no route matched, so a
- * raw path never becomes a label.
- */
-export function expressRoute(req: unknown): string | undefined {
-  const r = req as ExpressLikeRequest;
-  const path = r.route?.path;
-  if (typeof path !== 'string') return undefined;
-  const base = typeof r.baseUrl === 'string' ? r.baseUrl : '';
-  return base + path || '/';
-}

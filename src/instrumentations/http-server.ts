@@ -19,7 +19,8 @@ import type { MetricProducer } from '@opentelemetry/sdk-metrics';
 import { describeError, warnOnce } from '../log';
 import type { Exemplar } from '../exposition/serialize';
 import { ownServers } from '../server';
-import { expressRoute, normalizeMethod } from './http-semconv';
+import { expressRoute } from './express-route';
+import { normalizeMethod } from './http-semconv';
 import { HttpServerStore, recordDuration, type ActiveCell } from './http-server-store';
 
 const START = 'http.server.request.start';
