@@ -176,9 +176,18 @@ test('a changed file and SIGHUP reload the config; a bad reload keeps the old on
     const probed = await scrape(`${poller.url}/probe?target=fail`);
     assert.equal(value(probed, 'promotel_probe_http_status_code', { target: 'fail' }), 503);
 
+    const selfSeries = async (target: string): Promise<Array<number | undefined>> => {
+      const text = await scrape(`${poller.url}/metrics`);
+      return [value(text, 'promotel_poll_duration_seconds_count', { target }), value(text, 'promotel_poll_errors_total', { target, reason: 'status_code' })];
+    };
+    assert.deepEqual(await selfSeries('fail'), [1, 1], 'the probe of fail was counted');
+    await scrape(`${poller.url}/probe?target=ok`);
+
     // SIGHUP rereads the file even when it did not change on disk.
     writeFileSync(poller.configFile, one);
     await poller.waitFor(/reloaded .*\(the file changed\): 1 target\(s\)/, 5000);
+    assert.deepEqual(await selfSeries('fail'), [undefined, undefined], 'the series of a removed target leave /metrics');
+    assert.equal(value(await scrape(`${poller.url}/metrics`), 'promotel_poll_duration_seconds_count', { target: 'ok' }), 1, 'the remaining target keeps its own');
     poller.kill('SIGHUP');
     await poller.waitFor(/reloaded .*\(SIGHUP\): 1 target\(s\)/, 5000);
     assert.equal(await targets(), 1);

@@ -1,7 +1,8 @@
 // The pull side of the SDK: a MetricReader that collects on demand and hands
 // the result to the serializer. Concurrent scrapes share one collection, so a
 // burst of scrapers costs one pass over the SDK's storage, not one each.
-import { MetricReader, type CollectionResult, type MetricProducer, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import type { Attributes } from '@opentelemetry/api';
+import { MetricReader, type CollectionResult, type MetricData, type MetricProducer, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { describeError, warnOnce } from '../log';
 import { serializeToBuffer } from './serialize';
 
@@ -15,6 +16,11 @@ export class PullReader extends MetricReader {
   private readonly unitOverrides: ReadonlyMap<string, string>;
   /** Folds in data from elsewhere before serializing (the cluster workers' metrics, in a cluster primary). */
   merge: ((own: ResourceMetrics) => ResourceMetrics) | undefined;
+  /**
+   * Leaves series out of scrapes: sdk-metrics cannot forget a series, so the
+   * sidecar hides those of targets removed from its config this way.
+   */
+  hide: ((metric: string, attributes: Attributes) => boolean) | undefined;
   private inFlight = new Map<boolean, Promise<ScrapeResult>>();
 
   private readonly producers: MetricProducer[];
@@ -50,7 +56,8 @@ export class PullReader extends MetricReader {
       // Most often an observable callback of the app or an instrumentation that threw: the SDK caught it, we say so once.
       warnOnce(`collect:${describeError(err)}`, `a metric callback failed during a scrape (${describeError(err)}); the other metrics were served: fix or remove that callback`);
     }
-    const body = serializeToBuffer(this.merge ? this.merge(resourceMetrics) : resourceMetrics, {
+    const own = this.hide ? withoutHidden(resourceMetrics, this.hide) : resourceMetrics;
+    const body = serializeToBuffer(this.merge ? this.merge(own) : own, {
       openMetrics,
       unitOverrides: this.unitOverrides,
       onProblem: warnOnce,
@@ -68,4 +75,15 @@ async function collectAll(producers: MetricProducer[], options: { timeoutMillis?
     resourceMetrics: { resource: undefined as never, scopeMetrics: results.flatMap((r) => r.resourceMetrics.scopeMetrics) },
     errors: results.flatMap((r) => r.errors),
   };
+}
+
+function withoutHidden(rm: ResourceMetrics, hide: (metric: string, attributes: Attributes) => boolean): ResourceMetrics {
+  const scopeMetrics = rm.scopeMetrics.map((sm) => ({
+    ...sm,
+    metrics: sm.metrics.map((m) => {
+      const kept = (m.dataPoints as Array<{ attributes: Attributes }>).filter((p) => !hide(m.descriptor.name, p.attributes));
+      return kept.length === m.dataPoints.length ? m : ({ ...m, dataPoints: kept } as MetricData);
+    }),
+  }));
+  return { ...rm, scopeMetrics };
 }

@@ -47,6 +47,12 @@ export function startPoller(initial: PollConfig, options: ServiceOptions): Polle
   meter.createObservableGauge('promotel.poll.config.last_reload.success', { description: 'Whether the last config reload succeeded (1) or was refused and the previous config kept (0).' })
     .addCallback((r) => r.observe(lastReloadOk));
 
+  // The poller's own series of a target removed from the config leave the
+  // scrapes with it (sdk-metrics keeps them in memory until restart, within
+  // the cardinality limit); a target added back continues its counters.
+  reader.hide = (metric, attributes) =>
+    typeof attributes['target'] === 'string' && metric.startsWith('promotel.poll.') && !liveSelfNames(ctx.config).has(attributes['target']);
+
   // Latest families of each scheduled target, served by every scrape of /metrics.
   const latest = new Map<string, Family[]>();
   reader.addProducer({
@@ -136,6 +142,17 @@ function routeProbe(endpoint: MetricsServer, probe: (req: IncomingMessage, res: 
       if (!res.headersSent) res.writeHead(500).end();
     }
   });
+}
+
+// Per config, the `target` values of the poller's own series: configured names and allow: patterns (for /probe URLs).
+const selfNames = new WeakMap<PollConfig, Set<string>>();
+function liveSelfNames(config: PollConfig): Set<string> {
+  let names = selfNames.get(config);
+  if (names === undefined) {
+    names = new Set([...config.targets.map((t) => t.name), ...config.allow.map((p) => p.source)]);
+    selfNames.set(config, names);
+  }
+  return names;
 }
 
 /** A set jitter, but never more than the target's interval; unset, a tenth of it. */
