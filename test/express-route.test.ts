@@ -1,15 +1,19 @@
 // http.route from Express without patching it: the matched route's template,
 // with the mount paths of routers and sub-apps spelled as templates too, and
 // no label at all when the prefix cannot be explained, never a raw path.
+// Each case runs on Express 4 and Express 5 (devDependency `express5`).
 import assert from 'node:assert/strict';
 import { get as httpGet, type IncomingMessage, type Server } from 'node:http';
 import { test } from 'node:test';
 import { expressRoute } from '../src/instrumentations/express-route';
 
-const express = require('express') as any; // a devDependency without bundled types
+const VERSIONS = [
+  ['Express 4', require('express')],
+  ['Express 5', require('express5')],
+] as Array<[string, any]>; // devDependencies without bundled types
 
 /** Serves `app` on loopback, sends `path`, and returns what expressRoute made of that request. */
-async function routeOf(app: any, path: string): Promise<string | undefined> {
+async function routeOf(express: any, app: any, path: string): Promise<string | undefined> {
   let seen: string | undefined | null = null;
   const outer = express();
   outer.use((req: IncomingMessage, res: { on(e: string, f: () => void): void }, next: () => void) => {
@@ -34,53 +38,75 @@ async function routeOf(app: any, path: string): Promise<string | undefined> {
 
 const ok = (_req: unknown, res: { send(s: string): void }): void => res.send('ok');
 
-test('a mount parameter whose value equals a plain segment still lands on the parameter', async () => {
-  const app = express();
-  const r = express.Router();
-  r.get('/items', ok);
-  app.use('/v1/:version', r);
-  assert.equal(await routeOf(app, '/v1/v1/items'), '/v1/:version/items');
-  assert.equal(await routeOf(app, '/v1/v2/items'), '/v1/:version/items');
-});
+for (const [version, express] of VERSIONS) {
+  test(`${version}: a mount parameter whose value equals a plain segment still lands on the parameter`, async () => {
+    const app = express();
+    const r = express.Router();
+    r.get('/items', ok);
+    app.use('/v1/:version', r);
+    assert.equal(await routeOf(express, app, '/v1/v1/items'), '/v1/:version/items');
+    assert.equal(await routeOf(express, app, '/v1/v2/items'), '/v1/:version/items');
+  });
 
-test('two mount parameters with the same value, and a parameter restricted by a pattern', async () => {
+  test(`${version}: two mount parameters with the same value`, async () => {
+    const app = express();
+    const pair = express.Router();
+    pair.get('/x', ok);
+    app.use('/:a/:b', pair);
+    assert.equal(await routeOf(express, app, '/same/same/x'), '/:a/:b/x');
+  });
+
+  test(`${version}: routers mounted on / are searched through; percent-encoded values are matched decoded`, async () => {
+    const app = express();
+    const outer = express.Router();
+    const shop = express.Router();
+    shop.get('/orders/:id', ok);
+    outer.use('/shops/:shop', shop);
+    app.use(outer);
+    assert.equal(await routeOf(express, app, '/shops/a%20b/orders/3'), '/shops/:shop/orders/:id');
+  });
+
+  test(`${version}: sub-apps, on a plain path and on a path with a parameter inside it`, async () => {
+    const app = express();
+    const admin = express();
+    admin.get('/stats', ok);
+    const tenant = express();
+    tenant.get('/settings/:key', ok);
+    admin.use('/tenants/:tenant', tenant);
+    app.use('/admin', admin);
+    assert.equal(await routeOf(express, app, '/admin/stats'), '/admin/stats');
+    assert.equal(await routeOf(express, app, '/admin/tenants/t1/settings/k'), '/admin/tenants/:tenant/settings/:key');
+  });
+
+  test(`${version}: no matched route: no label; a plain mount path is kept as it is`, async () => {
+    const app = express();
+    const r = express.Router();
+    r.get('/list', ok);
+    app.use('/static/mount', r);
+    assert.equal(await routeOf(express, app, '/static/mount/list'), '/static/mount/list');
+    assert.equal(await routeOf(express, app, '/static/mount/list'), '/static/mount/list');
+    assert.equal(await routeOf(express, app, '/nothing/here'), undefined);
+  });
+}
+
+test('Express 4: a parameter restricted by a pattern; a wildcard mount spans segments, so no route rather than a raw path', async () => {
+  const express = VERSIONS[0]![1];
   const app = express();
-  const pair = express.Router();
-  pair.get('/x', ok);
-  app.use('/:a/:b', pair);
   const numeric = express.Router();
   numeric.get('/x', ok);
-  const top = express();
-  top.use('/n/:id(\\d+)', numeric);
-  assert.equal(await routeOf(app, '/same/same/x'), '/:a/:b/x');
-  assert.equal(await routeOf(top, '/n/5/x'), '/n/:id/x');
+  app.use('/n/:id(\\d+)', numeric);
+  const files = express.Router();
+  files.get('/leaf', ok);
+  app.use('/files/*', files);
+  assert.equal(await routeOf(express, app, '/n/5/x'), '/n/:id/x');
+  assert.equal(await routeOf(express, app, '/files/a/b/leaf'), undefined);
 });
 
-test('routers mounted on / are searched through; percent-encoded values are matched decoded', async () => {
+test('Express 5: the mount path its matcher reports is the template, optional segments included', async () => {
+  const express = VERSIONS[1]![1];
   const app = express();
-  const outer = express.Router();
-  const shop = express.Router();
-  shop.get('/orders/:id', ok);
-  outer.use('/shops/:shop', shop);
-  app.use(outer);
-  assert.equal(await routeOf(app, '/shops/a%20b/orders/3'), '/shops/:shop/orders/:id');
-});
-
-test('a wildcard mount path spans segments: no route rather than a raw path', async () => {
-  const app = express();
-  const r = express.Router();
-  r.get('/leaf', ok);
-  app.use('/files/*', r);
-  const route = await routeOf(app, '/files/a/b/leaf');
-  assert.equal(route, undefined);
-});
-
-test('no matched route: no label; a plain mount path is kept as it is', async () => {
-  const app = express();
-  const r = express.Router();
-  r.get('/list', ok);
-  app.use('/static/mount', r);
-  assert.equal(await routeOf(app, '/static/mount/list'), '/static/mount/list');
-  assert.equal(await routeOf(app, '/static/mount/list'), '/static/mount/list');
-  assert.equal(await routeOf(app, '/nothing/here'), undefined);
+  const docs = express.Router();
+  docs.get('/page', ok);
+  app.use('/docs{/:lang}', docs);
+  assert.equal(await routeOf(express, app, '/docs/en/page'), '/docs{/:lang}/page');
 });

@@ -4,17 +4,26 @@
 // `req.baseUrl` is the *concrete* path the enclosing routers were mounted on
 // (`/shops/7`). A mount path with parameters would put raw values in the
 // label, so such a prefix is turned back into its template by matching it
-// against the app's router stack again. Works with the Layer API that
-// Express 4 and 5 share (`layer.match()`, `layer.params`, `layer.path`,
-// `router.stack`, `app.parent`).
+// against the app's router stack again: `router.stack`, `layer.match()` and
+// `app.parent`, which Express 4 and 5 share. Express 5's match() also names
+// the template it matched; Express 4's leaves only the concrete path and
+// the parameters on the layer, so the template is worked out from those.
 
 interface Layer {
   route?: unknown;
   name?: string;
   handle?: { stack?: unknown };
-  match(path: string): boolean;
+  /** Express 4: true, with `path` and `params` set on the layer; Express 5: the match itself. */
+  match(path: string): boolean | LayerMatch;
   path?: string;
   params?: Record<string, string>;
+}
+
+interface LayerMatch {
+  path?: string;
+  params?: Record<string, string>;
+  /** Express 5: the mount path (template) that matched. */
+  pattern?: unknown;
 }
 
 interface App {
@@ -83,12 +92,12 @@ function walk(stack: Layer[] | undefined, rest: string, route: object, apps: App
     const subApp = layer.name === 'mounted_app' ? apps[appIndex + 1] : undefined;
     if (!Array.isArray(inner) && subApp === undefined) continue;
     if (--budget.left < 0) return undefined;
-    if (!layer.match(rest)) continue;
-    let matched = layer.path ?? '';
-    if (matched.endsWith('/')) matched = matched.slice(0, -1);
+    const m = matchLayer(layer, rest);
+    if (m === undefined) continue;
+    const matched = withoutTrailingSlash(m.path ?? '');
     // '' is a router mounted on '/': it consumes nothing, the search goes on inside it.
     if (!rest.startsWith(matched)) continue;
-    const template = templateOf(layer, matched, { ...layer.params }, budget);
+    const template = typeof m.pattern === 'string' ? withoutTrailingSlash(m.pattern) : templateOf(layer, matched, m.params ?? {}, budget);
     if (template === undefined) continue;
     const tail = Array.isArray(inner)
       ? walk(inner as Layer[], rest.slice(matched.length), route, apps, appIndex, budget)
@@ -135,13 +144,25 @@ function templateOf(layer: Layer, matched: string, params: Record<string, string
     for (const chosen of placements) {
       if (--budget.left < 0) break;
       const probe = spell(chosen, (k) => `9${k}7`);
-      if (layer.match(probe) && names.every((name, k) => layer.params?.[name] === `9${k}7`)) {
+      const m = matchLayer(layer, probe);
+      if (m !== undefined && names.every((name, k) => m.params?.[name] === `9${k}7`)) {
         found = chosen;
         break;
       }
     }
   }
   return spell(found, (k) => `:${names[k]}`);
+}
+
+function matchLayer(layer: Layer, path: string): LayerMatch | undefined {
+  const m = layer.match(path);
+  if (!m) return undefined;
+  // Copies: Express 4 overwrites the layer's own at its next match.
+  return m === true ? { path: layer.path, params: { ...layer.params } } : { path: m.path, params: { ...m.params }, pattern: m.pattern };
+}
+
+function withoutTrailingSlash(path: string): string {
+  return path.endsWith('/') ? path.slice(0, -1) : path;
 }
 
 function decode(segment: string): string {
