@@ -54,16 +54,15 @@ const lastPrefix = new WeakMap<object, { baseUrl: string; prefix: string | undef
 export function expressRoute(request: unknown): string | undefined {
   const req = request as ExpressRequest;
   const route = req.route;
-  const path = route?.path;
-  if (typeof path !== 'string') return undefined;
+  if (route === undefined || typeof route.path !== 'string') return undefined;
   const base = typeof req.baseUrl === 'string' ? req.baseUrl : '';
-  if (base === '') return path || '/';
-  let cached = lastPrefix.get(route!);
+  if (base === '') return route.path || '/';
+  let cached = lastPrefix.get(route);
   if (cached?.baseUrl !== base) {
-    cached = { baseUrl: base, prefix: mountTemplate(req, route!, base) };
-    lastPrefix.set(route!, cached);
+    cached = { baseUrl: base, prefix: mountTemplate(req, route, base) };
+    lastPrefix.set(route, cached);
   }
-  return cached.prefix === undefined ? undefined : cached.prefix + path || '/';
+  return cached.prefix === undefined ? undefined : cached.prefix + route.path || '/';
 }
 
 /** `base` (a concrete mount prefix) spelled as the templates it was mounted on. */

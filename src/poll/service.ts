@@ -50,8 +50,10 @@ export function startPoller(initial: PollConfig, options: ServiceOptions): Polle
   // The poller's own series of a target removed from the config leave the
   // scrapes with it (sdk-metrics keeps them in memory until restart, within
   // the cardinality limit); a target added back continues its counters.
+  // Set by schedule() with each config: configured names and allow: patterns (the `target` of /probe URLs).
+  let selfNames = new Set<string>();
   reader.hide = (metric, attributes) =>
-    typeof attributes['target'] === 'string' && metric.startsWith('promotel.poll.') && !liveSelfNames(ctx.config).has(attributes['target']);
+    typeof attributes['target'] === 'string' && metric.startsWith('promotel.poll.') && !selfNames.has(attributes['target']);
 
   // Latest families of each scheduled target, served by every scrape of /metrics.
   const latest = new Map<string, Family[]>();
@@ -84,6 +86,7 @@ export function startPoller(initial: PollConfig, options: ServiceOptions): Polle
     for (const name of ctx.memory.keys()) if (!jobs.has(name)) ctx.memory.delete(name);
     for (const t of previousTargets) if (!jobs.has(t)) log.forgetWarnings(`poll:${t}:`);
     previousTargets = config.targets.map((t) => t.name);
+    selfNames = new Set([...previousTargets, ...config.allow.map((p) => p.source)]);
     limiter.setLimit(config.concurrency);
     scheduler.set(list);
   };
@@ -142,17 +145,6 @@ function routeProbe(endpoint: MetricsServer, probe: (req: IncomingMessage, res: 
       if (!res.headersSent) res.writeHead(500).end();
     }
   });
-}
-
-// Per config, the `target` values of the poller's own series: configured names and allow: patterns (for /probe URLs).
-const selfNames = new WeakMap<PollConfig, Set<string>>();
-function liveSelfNames(config: PollConfig): Set<string> {
-  let names = selfNames.get(config);
-  if (names === undefined) {
-    names = new Set([...config.targets.map((t) => t.name), ...config.allow.map((p) => p.source)]);
-    selfNames.set(config, names);
-  }
-  return names;
 }
 
 /** A set jitter, but never more than the target's interval; unset, a tenth of it. */
