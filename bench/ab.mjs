@@ -43,15 +43,11 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { RATE_SCRIPT, cpuUs, median as medianOf, port, wrk as wrkAsync } from './peers.mjs';
+import { RATE_SCRIPT, cpuUs, median as medianOf, option, port, wrk as wrkAsync } from './peers.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const HELLO = join(ROOT, 'bench', 'servers', 'hello.js');
 
-function option(name, fallback) {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : fallback;
-}
 const ROUNDS = Number(option('rounds', '24'));
 const SEC = Number(option('sec', '2'));
 const PER_SERVER = Number(option('per-server', '4'));

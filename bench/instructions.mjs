@@ -24,7 +24,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import { join } from 'node:path';
-import { HELLO, PEERS, ROOT, serverEnv } from './peers.mjs';
+import { HELLO, PEERS, ROOT, option, serverEnv } from './peers.mjs';
 
 const CONCURRENCY = 8;
 const VALGRIND = ['--tool=cachegrind', '--cache-sim=no', '--smc-check=all-non-file'];
@@ -143,10 +143,6 @@ export function instructionsTable(results, { warm, measured, semiSpace }) {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const option = (name, fallback) => {
-    const i = process.argv.indexOf(`--${name}`);
-    return i > 0 ? process.argv[i + 1] : fallback;
-  };
   const params = { warm: Number(option('warm', '3000')), measured: Number(option('measured', '20000')), semiSpace: Number(option('semi-space', '0')) };
   const results = await instructionsBench({
     ...params,

@@ -1,7 +1,7 @@
 // The hello-world server and the peers every HTTP benchmark runs it under, in
 // one place so that bench/run.mjs (time) and bench/instructions.mjs
 // (instruction counts) measure exactly the same setups.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -48,6 +48,28 @@ export async function serverEnv(peer) {
   if (peer.metricsEnv) env[peer.metricsEnv] = env.METRICS_PORT;
   return env;
 }
+
+/** `--name value` from the command line, as a string, or `fallback`. */
+export function option(name, fallback) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : fallback;
+}
+
+/** Starts the hello-world server under `peer` (node flags in `nodeArgs` go first) and waits until it listens. */
+export async function startServer(peer, nodeArgs = []) {
+  const env = await serverEnv(peer);
+  const child = spawn(process.execPath, [...nodeArgs, ...peer.args, HELLO], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${peer.name} did not listen within 15 s`)), 15_000);
+    child.stdout.on('data', (d) => { if (String(d).includes('listening')) { clearTimeout(timer); resolve(); } });
+    child.on('exit', (c) => reject(new Error(`${peer.name} exited with ${c}`)));
+  });
+  return { child, pid: child.pid, url: `http://127.0.0.1:${env.PORT}/`, metricsUrl: `http://127.0.0.1:${env.METRICS_PORT}/metrics` };
+}
+
+/** Ends a server and resolves once it has exited (SIGTERM lets hello.js exit cleanly, e.g. to write a profile). */
+export const stop = (child, signal = 'SIGKILL') =>
+  new Promise((r) => { if (child.exitCode !== null) return r(); child.once('exit', r); child.kill(signal); });
 
 // CPU time of a process, all threads, in µs: the scheduler's nanosecond
 // counters, where /proc/<pid>/stat has 10 ms ticks.

@@ -15,31 +15,17 @@
 // each other, not with bench/run.mjs.
 //
 //   node bench/profile.mjs [--rounds 3] [--sec 20]
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { HELLO, PEERS, RATE_SCRIPT, ROOT, median, serverEnv, wrk } from './peers.mjs';
+import { PEERS, RATE_SCRIPT, median, option, startServer, stop, wrk } from './peers.mjs';
 
-function option(name, fallback) {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-}
-const ROUNDS = option('rounds', 3);
-const SEC = option('sec', 20);
+const ROUNDS = Number(option('rounds', '3'));
+const SEC = Number(option('sec', '20'));
 const dir = mkdtempSync(join(os.tmpdir(), 'promotel-profile-'));
 const SIDES = [PEERS.find((p) => p.name === 'bare node:http'), PEERS.find((p) => p.name === 'promotel')];
 
 const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
-
-async function start(peer, file) {
-  const env = await serverEnv(peer);
-  const args = ['--cpu-prof', '--cpu-prof-interval', '50', '--cpu-prof-dir', dir, '--cpu-prof-name', file, ...peer.args, HELLO];
-  const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise((resolve) => child.stdout.on('data', (d) => String(d).includes('listening') && resolve()));
-  return { child, url: `http://127.0.0.1:${env.PORT}/` };
-}
 
 /** Per-request µs in each pile, over the samples taken between `from` and `to` (µs, the profile's clock). */
 function piles(file, from, to, requests) {
@@ -77,16 +63,14 @@ const rows = SIDES.map(() => []);
 for (let r = 0; r < ROUNDS; r++) {
   const files = SIDES.map((_, i) => `round${r}-side${i}.cpuprofile`);
   const servers = [];
-  for (let i = 0; i < SIDES.length; i++) servers.push(await start(SIDES[i], files[i]));
+  for (let i = 0; i < SIDES.length; i++) servers.push(await startServer(SIDES[i], ['--cpu-prof', '--cpu-prof-interval', '50', '--cpu-prof-dir', dir, '--cpu-prof-name', files[i]]));
   for (const s of servers) await wrk(s.url, 2); // warm-up at saturation, one at a time
   await Promise.all(servers.map((s) => wrk(s.url, 1, RATE_SCRIPT)));
   // V8 stamps samples in µs of the system's monotonic clock, the one process.hrtime reads.
   const from = monotonicUs();
   const results = await Promise.all(servers.map((s) => wrk(s.url, SEC, RATE_SCRIPT)));
   const to = monotonicUs();
-  for (const s of servers) s.child.kill('SIGTERM'); // hello.js exits, and the profile is written
-  await Promise.all(servers.map((s) => new Promise((resolve) => (s.child.exitCode !== null ? resolve() : s.child.on('exit', resolve)))));
-  await sleep(100);
+  await Promise.all(servers.map((s) => stop(s.child, 'SIGTERM'))); // hello.js exits, and the profile is written
   servers.forEach((s, i) => rows[i].push(piles(files[i], from, to, results[i].n)));
   console.error(`round ${r + 1}: ` + rows.map((row, i) => `${SIDES[i].name} ${row.at(-1).busy.toFixed(1)} µs/req`).join(', '));
 }

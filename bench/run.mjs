@@ -2,12 +2,12 @@
 // memory, each next to its peers in the same run. Real servers on 127.0.0.1,
 // `wrk` as load, A/B runs alternated, medians reported. `--smoke` runs a
 // minute-long version that only proves the benchmarks still work.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { instructionsBench, instructionsTable } from './instructions.mjs';
-import { HELLO, PEERS, RATE_SCRIPT, REGISTER, ROOT, cpuUs, median, serverEnv, srv, wrk } from './peers.mjs';
+import { PEERS, RATE_SCRIPT, REGISTER, ROOT, cpuUs, median, srv, startServer, stop, wrk } from './peers.mjs';
 
 const SMOKE = process.argv.includes('--smoke');
 const P = SMOKE
@@ -16,17 +16,6 @@ const P = SMOKE
 const spread = (xs) => (xs.length > 1 ? `${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)}` : '');
 const log = (m) => process.stderr.write(`${m}\n`);
 
-async function startServer(peer) {
-  const env = await serverEnv(peer);
-  const child = spawn(process.execPath, [...peer.args, HELLO], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${peer.name} did not listen within 15 s`)), 15_000);
-    child.stdout.on('data', (d) => { if (String(d).includes('listening')) { clearTimeout(timer); resolve(); } });
-    child.on('exit', (c) => reject(new Error(`${peer.name} exited with ${c}`)));
-  });
-  return { child, pid: child.pid, url: `http://127.0.0.1:${env.PORT}/`, metricsUrl: `http://127.0.0.1:${env.METRICS_PORT}/metrics` };
-}
-const stop = (child) => new Promise((r) => { if (child.exitCode !== null) return r(); child.once('exit', r); child.kill('SIGKILL'); });
 
 // Per round: every peer's server starts fresh; saturation is measured one
 // server at a time (rotated order); then each peer runs at the fixed rate side
