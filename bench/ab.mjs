@@ -5,7 +5,7 @@
 // rounds with the order rotated, so that the noise of a shared 2-core machine
 // hits every variant alike and the median of per-round ratios survives it.
 //
-//   node bench/ab.mjs [--rounds 24] [--sec 2] [--per-server 4] [--rate-sec 0] [--pin]
+//   node bench/ab.mjs [--rounds 24] [--sec 2] [--per-server 4] [--rate-sec 0] [--no-pin]
 //                     [--only bare,default,...] [--build NAME=path/to/dist/src] ...
 //                     [--tree path/to/dist/src] [--quiet 0.03] [--retries 20]
 //
@@ -29,9 +29,9 @@
 // variant side by side with bare for that many seconds at the fixed offered
 // rate bench/run.mjs uses (each connection waits 10 ms), for the ratio of CPU
 // per request below saturation within the pair. Ratios vs bare are taken within each
-// round, then the median; min–max across rounds is the spread. --pin puts the
-// server on CPU 0 and wrk on CPU 1 (less scheduler noise, but not what
-// run.mjs measures). Results go to stdout as a Markdown table, one line per
+// round, then the median; min–max across rounds is the spread. Servers run
+// on CPU 0 and wrk on CPU 1, as in run.mjs (peers.mjs PINNED); --no-pin
+// leaves the servers and the saturation bursts' wrk unpinned. Results go to stdout as a Markdown table, one line per
 // round to stderr (AB_DEBUG=1 adds one per burst, retried ones included).
 //
 // Even so, on a shared VM the per-round ratios spread by ±40% (the host's
@@ -43,7 +43,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { RATE_SCRIPT, cpuUs, median as medianOf, option, port, wrk as wrkAsync } from './peers.mjs';
+import { PINNED, RATE_SCRIPT, cpuUs, median as medianOf, option, port, wrk as wrkAsync } from './peers.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const HELLO = join(ROOT, 'bench', 'servers', 'hello.js');
@@ -52,7 +52,7 @@ const ROUNDS = Number(option('rounds', '24'));
 const SEC = Number(option('sec', '2'));
 const PER_SERVER = Number(option('per-server', '4'));
 const RATE_SEC = Number(option('rate-sec', '0'));
-const PIN = process.argv.includes('--pin');
+const PIN = PINNED && !process.argv.includes('--no-pin');
 const QUIET = Number(option('quiet', '0.03'));
 const RETRIES = Number(option('retries', '20'));
 

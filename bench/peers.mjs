@@ -1,7 +1,7 @@
 // The hello-world server and the peers every HTTP benchmark runs it under, in
 // one place so that bench/run.mjs (time) and bench/instructions.mjs
 // (instruction counts) measure exactly the same setups.
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -64,6 +64,7 @@ export async function startServer(peer, nodeArgs = []) {
     child.stdout.on('data', (d) => { if (String(d).includes('listening')) { clearTimeout(timer); resolve(); } });
     child.on('exit', (c) => reject(new Error(`${peer.name} exited with ${c}`)));
   });
+  pinServer(child.pid);
   return { child, pid: child.pid, url: `http://127.0.0.1:${env.PORT}/`, metricsUrl: `http://127.0.0.1:${env.METRICS_PORT}/metrics` };
 }
 
@@ -83,11 +84,23 @@ export function cpuUs(pid) {
   return ns / 1000;
 }
 
-/** `wrk -t1 -c50` for `seconds`, optionally with a Lua script; resolves to requests done and req/s. */
+// Servers on CPU 0, load generators on CPU 1, where taskset exists and the
+// machine has two CPUs: two servers measured side by side then share one
+// core's caches and scheduler, neither migrates, and wrk never takes their
+// CPU: the ratios spread less (bench/RESULTS.md notes).
+export const PINNED = os.cpus().length >= 2 && spawnSync('taskset', ['-c', '0', 'true']).status === 0;
+
+/** Puts every thread of `pid` on CPU 0 (no-op when not PINNED). */
+export function pinServer(pid) {
+  if (PINNED) spawnSync('taskset', ['-a', '-c', '-p', '0', String(pid)], { stdio: 'ignore' });
+}
+
+/** `wrk -t1 -c50` for `seconds` (on CPU 1 when PINNED), optionally with a Lua script; resolves to requests done and req/s. */
 export function wrk(url, seconds, script) {
   const args = ['-t1', '-c50', `-d${seconds}s`, '--timeout', '5s', ...(script ? ['-s', script] : []), url];
+  const [cmd, argv] = PINNED ? ['taskset', ['-c', '1', 'wrk', ...args]] : ['wrk', args];
   return new Promise((resolve) => {
-    execFile('wrk', args, { encoding: 'utf8', timeout: (seconds + 20) * 1000 }, (_err, out = '') => {
+    execFile(cmd, argv, { encoding: 'utf8', timeout: (seconds + 20) * 1000 }, (_err, out = '') => {
       resolve({ n: Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN), rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN) });
     });
   });

@@ -1,27 +1,38 @@
 // promotel benchmarks (issue 3): HTTP overhead, scrape cost, startup and idle
 // memory, each next to its peers in the same run. Real servers on 127.0.0.1,
 // `wrk` as load, A/B runs alternated, medians reported. `--smoke` runs a
-// minute-long version that only proves the benchmarks still work.
+// minute-long version that only proves the benchmarks still work;
+// `--http-only` runs target 1 alone and prints it (RESULTS.md is not touched).
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { instructionsBench, instructionsTable } from './instructions.mjs';
-import { PEERS, RATE_SCRIPT, REGISTER, ROOT, cpuUs, median, srv, startServer, stop, wrk } from './peers.mjs';
+import { PEERS, PINNED, RATE_SCRIPT, REGISTER, ROOT, cpuUs, median, srv, startServer, stop, wrk } from './peers.mjs';
 
 const SMOKE = process.argv.includes('--smoke');
+// Target 1 alone, printed and not written: for trying a change to the agent.
+const HTTP_ONLY = process.argv.includes('--http-only');
 const P = SMOKE
   ? { rounds: 1, satSec: 1, rateSec: 1, startupRuns: 3, memRuns: 1, idle: { settleMs: 0, windowMs: 1000 }, scrapeNs: [1000], counted: [{ warm: 50, measured: 100, only: ['promotel'] }] }
   : { rounds: 5, satSec: 5, rateSec: 4, startupRuns: 25, memRuns: 3, idle: { settleMs: 20_000, windowMs: 30_000 }, scrapeNs: [10000, 100000], counted: [{ warm: 3000, measured: 20000 }, { warm: 3000, measured: 20000, semiSpace: 8, only: ['promotel', 'prom-client'] }] };
 const spread = (xs) => (xs.length > 1 ? `${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)}` : '');
 const log = (m) => process.stderr.write(`${m}\n`);
+const f = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
 
 
-// Per round: every peer's server starts fresh; saturation is measured one
-// server at a time (rotated order); then each peer runs at the fixed rate side
-// by side with the bare server, both loaded at the same moment, so that the
-// other tenants of this VM slow both alike and the ratio within the pair
-// survives them (sequential runs of the same pair differed by up to ±40%).
+// Per round, peer by peer in an order rotated each round: the peer and a
+// bare server start fresh together and get the same history (1 s of warm-up
+// each, then 5 s each alone at saturation, for the absolute req/s),
+// then run **side by side**, both loaded at the same moment, first both
+// saturated, then both at the fixed offered rate, so that the other tenants
+// of this VM slow both alike and the ratio within the pair survives them
+// (sequential runs of the same pair differed by up to ±40%). A bare server
+// kept for a whole round made the pairs late in the round read up to 30%
+// worse for the peer, the second bare server included: minutes of load had
+// left it better tuned than a peer warmed for seconds. Servers share CPU 0
+// (wrk runs on CPU 1, see PINNED): two saturated servers each get half of
+// it, so their req/s ratio is each one's throughput for the same CPU.
 // Two rows beside the peers: a second bare server, whose ratio is what the
 // method reads when nothing differs (its bias and noise), and promotel with
 // the event-loop delay sampled every 100 ms instead of 10, the runtime
@@ -30,46 +41,42 @@ const COARSE_MS = 100;
 const PROMOTEL_COARSE = { ...PEERS[1], name: `promotel, PROMOTEL_EVENTLOOP_DELAY_RESOLUTION=${COARSE_MS}`, env: { ...PEERS[1].env, PROMOTEL_EVENTLOOP_DELAY_RESOLUTION: String(COARSE_MS) } };
 const HTTP_PEERS = [PEERS[0], { ...PEERS[0], name: 'bare node:http, a second server (the method\'s floor)' }, PEERS[1], PROMOTEL_COARSE, ...PEERS.slice(2)];
 
+/** Loads bare and `s` at once for `sec` seconds (after `warm` s): per-request server CPU of each, and req/s. */
+async function pair(b, s, sec, warm, script) {
+  await Promise.all([wrk(b.url, warm, script), wrk(s.url, warm, script)]);
+  const [b0, p0] = [cpuUs(b.pid), cpuUs(s.pid)];
+  const [rb, rp] = await Promise.all([wrk(b.url, sec, script), wrk(s.url, sec, script)]);
+  return { bare: { cpu: (cpuUs(b.pid) - b0) / rb.n, rps: rb.rps }, peer: { cpu: (cpuUs(s.pid) - p0) / rp.n, rps: rp.rps } };
+}
+
 async function httpBench() {
-  const res = new Map(HTTP_PEERS.map((p) => [p.name, { rps: [], cpuSat: [], cpuRate: [], ratioRps: [], ratioCpu: [] }]));
-  const bare = HTTP_PEERS[0];
+  const res = new Map(HTTP_PEERS.map((p) => [p.name, { rps: [], cpuSat: [], cpuRate: [], ratioRps: [], ratioCpuSat: [], ratioCpu: [] }]));
+  const [bare, ...others] = HTTP_PEERS;
   for (let round = 0; round < P.rounds; round++) {
-    const order = HTTP_PEERS.map((_, i) => HTTP_PEERS[(i + round) % HTTP_PEERS.length]);
-    const servers = new Map();
-    const got = new Map(HTTP_PEERS.map((p) => [p, {}]));
-    try {
-      for (const peer of HTTP_PEERS) servers.set(peer, await startServer(peer));
-      for (const s of servers.values()) await wrk(s.url, 1); // warm-up: JIT and connection pools
-      for (const peer of order) {
-        const s = servers.get(peer);
-        const t0 = cpuUs(s.pid);
-        const sat = await wrk(s.url, P.satSec);
-        Object.assign(got.get(peer), { rps: sat.rps, cpuSat: (cpuUs(s.pid) - t0) / sat.n });
+    const order = others.map((_, i) => others[(i + round) % others.length]);
+    const bareRuns = { rps: [], cpuSat: [], cpuRate: [] };
+    for (const peer of order) {
+      const [b, s] = [await startServer(bare), await startServer(peer)];
+      try {
+        for (const x of [b, s]) await wrk(x.url, 1); // JIT and connection pools
+        const alone = new Map();
+        for (const x of round % 2 ? [s, b] : [b, s]) alone.set(x, (await wrk(x.url, P.satSec)).rps);
+        const sat = await pair(b, s, P.satSec, 1);
+        const rate = await pair(b, s, P.rateSec, 2, RATE_SCRIPT);
+        bareRuns.rps.push(alone.get(b));
+        bareRuns.cpuSat.push(sat.bare.cpu);
+        bareRuns.cpuRate.push(rate.bare.cpu);
+        const r = { rps: alone.get(s), cpuSat: sat.peer.cpu, cpuRate: rate.peer.cpu, ratioRps: sat.peer.rps / sat.bare.rps, ratioCpuSat: sat.peer.cpu / sat.bare.cpu, ratioCpu: rate.peer.cpu / rate.bare.cpu };
+        for (const [k, v] of Object.entries(r)) res.get(peer.name)[k].push(v);
+        log(`  http round ${round + 1} ${peer.name}: ${r.rps.toFixed(0)} req/s alone; beside bare: ${f(r.ratioRps, 3)}× req/s saturated, ${r.cpuRate.toFixed(1)} µs CPU/req at the fixed rate against ${rate.bare.cpu.toFixed(1)}`);
+      } finally {
+        await stop(b.child);
+        await stop(s.child);
       }
-      const b = servers.get(bare);
-      const bareRates = [];
-      for (const peer of order.filter((p) => p !== bare)) {
-        const s = servers.get(peer);
-        // Both get the same recent past: the bare server serves every pair in
-        // turn, while the peer has sat idle since its saturation burst, and an
-        // idle V8 process shrinks its young generation and goes cache-cold.
-        await Promise.all([wrk(b.url, 2, RATE_SCRIPT), wrk(s.url, 2, RATE_SCRIPT)]);
-        const [b0, p0] = [cpuUs(b.pid), cpuUs(s.pid)];
-        const [rb, rp] = await Promise.all([wrk(b.url, P.rateSec, RATE_SCRIPT), wrk(s.url, P.rateSec, RATE_SCRIPT)]);
-        const [cb, cp] = [(cpuUs(b.pid) - b0) / rb.n, (cpuUs(s.pid) - p0) / rp.n];
-        bareRates.push(cb);
-        Object.assign(got.get(peer), { cpuRate: cp, ratioCpu: cp / cb });
-        log(`  http round ${round + 1} ${peer.name}: ${got.get(peer).rps.toFixed(0)} req/s, ${cp.toFixed(1)} µs CPU/req at ${rp.n / P.rateSec} req/s, bare beside it ${cb.toFixed(1)}`);
-      }
-      Object.assign(got.get(bare), { cpuRate: median(bareRates), ratioCpu: 1 });
-    } finally {
-      for (const s of servers.values()) await stop(s.child);
     }
-    for (const peer of HTTP_PEERS) {
-      const r = got.get(peer), acc = res.get(peer.name);
-      acc.rps.push(r.rps); acc.cpuSat.push(r.cpuSat); acc.cpuRate.push(r.cpuRate);
-      acc.ratioRps.push(r.rps / got.get(bare).rps); acc.ratioCpu.push(r.ratioCpu);
-    }
+    const acc = res.get(bare.name);
+    for (const k of ['rps', 'cpuSat', 'cpuRate']) acc[k].push(median(bareRuns[k]));
+    for (const k of ['ratioRps', 'ratioCpuSat', 'ratioCpu']) acc[k].push(1);
   }
   return res;
 }
@@ -145,9 +152,25 @@ function machine() {
   return `${cpu}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${distro} (kernel ${os.release()}); load average at start ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`;
 }
 
+function target1(http) {
+  let md = '';
+  md += `## Target 1: HTTP server overhead\n\n| peer | req/s alone at saturation | req/s × bare, saturated side by side | CPU µs/req saturated | × bare | CPU µs/req at the fixed rate | × bare |\n|---|---|---|---|---|---|---|\n`;
+  for (const [name, r] of http) md += `| ${name} | ${f(median(r.rps), 0)} (${spread(r.rps)}) | ${f(median(r.ratioRps))} | ${f(median(r.cpuSat), 1)} | ${f(median(r.ratioCpuSat))} | ${f(median(r.cpuRate), 1)} | ${f(median(r.ratioCpu))} |\n`;
+  const ours1 = http.get('promotel');
+  const rpsRatio = median(ours1.ratioRps), cpuRatio = median(ours1.ratioCpu);
+  md += `\nTargets: promotel ≥ 0.95× bare req/s at saturation (**${rpsRatio >= 0.95 ? 'met' : 'missed'}**, ${f(rpsRatio)}×; per-round ratios ${ours1.ratioRps.map((x) => f(x)).join(', ')}), ≤ 1.05× bare CPU per request at the fixed rate (**${cpuRatio <= 1.05 ? 'met' : 'missed'}**, ${f(cpuRatio)}×; per-round ${ours1.ratioCpu.map((x) => f(x)).join(', ')}).\n\n`;
+  const floor = http.get(HTTP_PEERS[1].name);
+  md += `The second bare server, the same program as the first, reads ${f(median(floor.ratioRps))}× req/s (per-round ${floor.ratioRps.map((x) => f(x)).join(', ')}) and ${f(median(floor.ratioCpu))}× CPU per request at the fixed rate (per-round ${floor.ratioCpu.map((x) => f(x)).join(', ')}): differences of that size between rows are the method's own, not the peers'.\n\n`;
+  return md;
+}
+
 const started = new Date();
 log(`promotel bench${SMOKE ? ' (smoke)' : ''}: ${machine()}`);
 const http = await httpBench();
+if (HTTP_ONLY) {
+  process.stdout.write(target1(http));
+  process.exit(0);
+}
 log('instructions per request (valgrind)...');
 const counted = [];
 for (const params of P.counted) counted.push({ params, results: await instructionsBench({ ...params, functions: !SMOKE, log }) });
@@ -158,18 +181,11 @@ const memory = await idleBench();
 log('scrape...');
 const scrapes = P.scrapeNs.map((n) => ({ n, ...scrapeBenchChild(n) }));
 
-const f = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
 let md = `# promotel benchmark results\n\n`;
 md += `- Date: ${started.toISOString()}${SMOKE ? ' (smoke run: numbers are not meaningful)' : ''}\n- Machine: ${machine()}\n`;
-md += `- Load: \`wrk -t1 -c50\` on 127.0.0.1 against bench/servers/hello.js (wrk and the server share the 2 cores). Each round starts every peer's server afresh and warms each up for 1 s; then ${P.satSec} s at saturation per peer, one at a time in an order rotated each round; then, per peer **side by side with the bare server**, both loaded at once, 2 s of warm-up and ${P.rateSec} s measured at a fixed offered rate (each of the 50 connections waits 10 ms between requests, a Lua \`delay()\`: at most ~5,000 req/s), so that the VM's other tenants slow both alike; its × bare is the ratio within that pair, and the bare row shows the median of its pairs. Server CPU per request: the scheduler's ns counters of all the server's threads (/proc/<pid>/task/*/schedstat) ÷ requests. ${P.rounds} rounds, medians shown (min–max across rounds in brackets); ratios are taken within each round, then the median.\n`;
+md += `- Load: \`wrk -t1 -c50\` on 127.0.0.1 against bench/servers/hello.js${PINNED ? ', every server on CPU 0 and every wrk on CPU 1 (taskset)' : ' (wrk and the servers share the cores: taskset or a second CPU is missing)'}. Peer by peer, in an order rotated each round, the peer and a bare server start afresh together and get the same history: 1 s of warm-up each, then ${P.satSec} s each at saturation alone (the req/s column; the bare row shows the median of its runs). Right after that they run **side by side**, both loaded at once so that the VM's other tenants slow both alike: 1 s + ${P.satSec} s both saturated${PINNED ? ', sharing CPU 0, so that each gets half of it and the req/s ratio is throughput for the same CPU' : ''}; then 2 s + ${P.rateSec} s at a fixed offered rate (each of the 50 connections waits 10 ms between requests, a Lua \`delay()\`: at most ~5,000 req/s). Each × bare is the ratio within such a pair; the bare row shows the median of its pairs. Server CPU per request: the scheduler's ns counters of all the server's threads (/proc/<pid>/task/*/schedstat) ÷ requests. ${P.rounds} rounds, medians shown (min–max across rounds in brackets); ratios are taken within each round, then the median.\n`;
 md += `- Other processes may have loaded the 2 cores during the run; the spread columns show the noise.\n\n`;
-md += `## Target 1: HTTP server overhead\n\n| peer | req/s at saturation | × bare | server CPU µs/req at fixed rate | × bare | CPU µs/req at saturation |\n|---|---|---|---|---|---|\n`;
-for (const [name, r] of http) md += `| ${name} | ${f(median(r.rps), 0)} (${spread(r.rps)}) | ${f(median(r.ratioRps))} | ${f(median(r.cpuRate), 1)} | ${f(median(r.ratioCpu))} | ${f(median(r.cpuSat), 1)} |\n`;
-const ours1 = http.get('promotel');
-const rpsRatio = median(ours1.ratioRps), cpuRatio = median(ours1.ratioCpu);
-md += `\nTargets: promotel ≥ 0.95× bare req/s (**${rpsRatio >= 0.95 ? 'met' : 'missed'}**, ${f(rpsRatio)}×; per-round ratios ${ours1.ratioRps.map((x) => f(x)).join(', ')}), ≤ 1.05× bare CPU per request at the fixed rate (**${cpuRatio <= 1.05 ? 'met' : 'missed'}**, ${f(cpuRatio)}×; per-round ${ours1.ratioCpu.map((x) => f(x)).join(', ')}).\n\n`;
-const floor = http.get(HTTP_PEERS[1].name);
-md += `The second bare server, the same program as the first, reads ${f(median(floor.ratioCpu))}× CPU per request (per-round ${floor.ratioCpu.map((x) => f(x)).join(', ')}) and ${f(median(floor.ratioRps))}× req/s: differences of that size between rows are the method's own, not the peers'.\n\n`;
+md += target1(http);
 md += `### The same servers, instructions counted\n\nThe rows above are wall-clock and CPU-clock times on a VM shared with other tenants, whose load this VM cannot see. The instructions a server executes per request do not depend on that load (bench/instructions.mjs counts them under valgrind). First with each peer as it starts by default, then with V8's young generation fixed at the same size for all, which isolates each peer's own work from V8 growing the young generation after the agent loads (fewer scavenges per request).\n\n`;
 const countedRatios = [];
 for (const { params, results } of counted) {
@@ -210,7 +226,7 @@ for (const s of startup) md += `| ${s.name} | ${f(s.ms, 0)} (${spread(s.all)}) |
 md += `\nTarget: promotel adds ≤ 100 ms: **${startup[1].added <= 100 ? 'met' : 'missed'}** (median of per-pair differences ${f(startup[1].added, 0)} ms).\n\n## Target 4: resident memory of an idle service\n\n| | RSS MiB |\n|---|---|\n| hello server, bare | ${f(memory.bare, 1)} |\n| hello server + promotel (after 2 s and one scrape) | ${f(memory.promotel, 1)} |\n| added by promotel | ${f(memory.added, 1)} |\n\nTarget: ≤ 25 MB added: **${memory.added <= 25 ? 'met' : 'missed'}**.\n\nCPU time of the same idle servers, ${P.idle.windowMs / 1000} s measured after ${(P.idle.settleMs + 2000) / 1000} s, one scrape every 15 s: bare ${f(memory.bareCpu, 2)} ms per second, with promotel ${f(memory.promotelCpu, 2)} ms per second (${f(memory.promotelCpu / 10, 2)}% of one core), with promotel and \`PROMOTEL_EVENTLOOP_DELAY_RESOLUTION=${COARSE_MS}\` ${f(memory.coarseCpu, 2)} ms per second, with promotel and \`PROMOTEL_RUNTIME_METRICS=false\` ${f(memory.noRuntimeCpu, 2)} ms per second. The runtime metrics' share is their event-loop delay monitor, a timer that wakes the process every 10 ms by default (\`monitorEventLoopDelay\` at the 10 ms resolution that prom-client and the OTel runtime instrumentation use too); the difference between the 10 ms and ${COARSE_MS} ms rows puts one wake-up of an idle process at ${f(((memory.promotelCpu - memory.coarseCpu) / (1000 / 10 - 1000 / COARSE_MS)) * 1000, 0)} µs of CPU on this machine.\n`;
 if (SMOKE) {
   process.stdout.write(md);
-  const bad = [...http.values()].some((r) => !r.rps.every(Number.isFinite)) || counted.some((c) => c.results.some((r) => !Number.isFinite(r.perRequest))) || scrapes.some((s) => s.rows.some((r) => !Number.isFinite(r.ms)));
+  const bad = [...http.values()].some((r) => ![...r.rps, ...r.ratioRps, ...r.ratioCpu].every(Number.isFinite)) || counted.some((c) => c.results.some((r) => !Number.isFinite(r.perRequest))) || scrapes.some((s) => s.rows.some((r) => !Number.isFinite(r.ms)));
   if (bad) { log('smoke: a benchmark produced no number'); process.exit(1); }
 } else {
   writeFileSync(join(ROOT, 'bench', 'RESULTS.md'), md);
