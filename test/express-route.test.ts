@@ -66,6 +66,51 @@ for (const [version, express] of VERSIONS) {
     assert.equal(await routeOf(express, app, '/shops/a%20b/orders/3'), '/shops/:shop/orders/:id');
   });
 
+  test(`${version}: a router mounted on / inside a mount with parameters`, async () => {
+    const app = express();
+    const shop = express.Router();
+    const inner = express.Router();
+    inner.get('/orders', ok);
+    shop.use(inner);
+    app.use('/shops/:shop', shop);
+    assert.equal(await routeOf(express, app, '/shops/7/orders'), '/shops/:shop/orders');
+  });
+
+  test(`${version}: one router on two mount paths: each request gets the path Express routed it through`, async () => {
+    const app = express();
+    const r = express.Router();
+    r.get('/x', ok);
+    app.use('/shops/special', r);
+    app.use('/shops/:shop', r);
+    assert.equal(await routeOf(express, app, '/shops/7/x'), '/shops/:shop/x');
+    assert.equal(await routeOf(express, app, '/shops/special/x'), '/shops/special/x');
+    assert.equal(await routeOf(express, app, '/shops/8/x'), '/shops/:shop/x');
+  });
+
+  test(`${version}: a router mounted again after requests were served is found on its new path`, async () => {
+    const app = express();
+    const r = express.Router();
+    r.get('/x', ok);
+    app.use('/a/:first', r);
+    assert.equal(await routeOf(express, app, '/a/1/x'), '/a/:first/x');
+    app.use('/b/:second', r);
+    assert.equal(await routeOf(express, app, '/b/2/x'), '/b/:second/x');
+    assert.equal(await routeOf(express, app, '/a/3/x'), '/a/:first/x');
+  });
+
+  test(`${version}: one router inside two sub-apps: each request is spelled through its own app`, async () => {
+    const app = express();
+    const [a, b] = [express(), express()];
+    const r = express.Router();
+    r.get('/x', ok);
+    a.use('/:shop', r);
+    b.use('/:org', r);
+    app.use('/a', a);
+    app.use('/b', b);
+    assert.equal(await routeOf(express, app, '/a/1/x'), '/a/:shop/x');
+    assert.equal(await routeOf(express, app, '/b/2/x'), '/b/:org/x');
+  });
+
   test(`${version}: sub-apps, on a plain path and on a path with a parameter inside it`, async () => {
     const app = express();
     const admin = express();
@@ -100,6 +145,16 @@ test('Express 4: a parameter restricted by a pattern; a wildcard mount spans seg
   app.use('/files/*', files);
   assert.equal(await routeOf(express, app, '/n/5/x'), '/n/:id/x');
   assert.equal(await routeOf(express, app, '/files/a/b/leaf'), undefined);
+});
+
+test('Express 4: a value that could be either of two segments, under a pattern the probe cannot satisfy: no label, not a guess', async () => {
+  const express = VERSIONS[0]![1];
+  const app = express();
+  const r = express.Router();
+  r.get('/x', ok);
+  app.use('/en/:lang([a-z]{2})', r);
+  assert.equal(await routeOf(express, app, '/en/de/x'), '/en/:lang/x');
+  assert.equal(await routeOf(express, app, '/en/en/x'), undefined);
 });
 
 test('Express 5: the mount path its matcher reports is the template, optional segments included', async () => {

@@ -4,10 +4,15 @@
 // `req.baseUrl` is the *concrete* path the enclosing routers were mounted on
 // (`/shops/7`). A mount path with parameters would put raw values in the
 // label, so such a prefix is turned back into its template by matching it
-// against the app's router stack again: `router.stack`, `layer.match()` and
-// `app.parent`, which Express 4 and 5 share. Express 5's match() also names
-// the template it matched; Express 4's leaves only the concrete path and
-// the parameters on the layer, so the template is worked out from those.
+// against the mount layers that lead to the route: `router.stack`,
+// `layer.match()` and `app.parent`, which Express 4 and 5 share. Express 5's
+// match() also names the template it matched; Express 4's leaves only the
+// concrete path and the parameters on the layer, so the template is worked
+// out from those.
+//
+// What it cannot see: a router that passes a request on with
+// `next('router')`, or a `router.param` callback that skips with
+// `next('route')`; the label then names the first chain whose paths match.
 
 interface Layer {
   route?: unknown;
@@ -27,8 +32,8 @@ interface LayerMatch {
 }
 
 interface App {
-  _router?: { stack?: Layer[] };
-  router?: { stack?: Layer[] };
+  _router?: { stack?: unknown };
+  router?: { stack?: unknown };
   parent?: App;
 }
 
@@ -38,13 +43,36 @@ interface ExpressRequest {
   app?: App;
 }
 
-/** Layers tried per request before giving up: a bound on the cost for large apps. */
-const BUDGET = 64;
+/** Layers listed per app, and match attempts per request: bounds on the cost for large apps. */
+const LAYERS_LISTED = 4096;
+const MATCHES_PER_REQUEST = 64;
+/** Distinct mount chains kept per route (a router mounted on several paths has one per path). */
+const MAX_CHAINS = 16;
 
 // Per route, the last prefix worked out and the base URL it came from: with
 // mount paths free of parameters (the usual case) the base URL is the same
-// for every request of a route, and the stack is not walked again.
+// for every request of a route, and nothing is matched again.
 const lastPrefix = new WeakMap<object, { baseUrl: string; prefix: string | undefined }>();
+
+/**
+ * For the app that handled a request: per route, every chain of mount layers
+ * (routers and sub-apps) from the outermost app down to the stack holding the
+ * route, in the order Express tries them. Listed once per app, so that a
+ * request under mount paths with parameters matches only its own chain's
+ * layers instead of searching the app; listed again when a stack on the way
+ * has changed (an app that mounts more routers after serving). Past the
+ * bounds above the listing stops: the chains found by then come first in
+ * Express' order, so they stay right, and a request through one not listed
+ * gets no label.
+ */
+interface Chains {
+  readonly byRoute: Map<object, Layer[][]>;
+  /** Each stack visited, the object holding it, and its length then. */
+  readonly stacks: Array<[{ stack?: unknown }, Layer[], number]>;
+}
+// Keyed by `req.app`, the innermost app: its `parent` line decides which
+// sub-app a `mounted_app` layer leads to.
+const chainsByApp = new WeakMap<App, Chains>();
 
 /**
  * The template Express matched, or undefined when no route matched or the
@@ -67,43 +95,75 @@ export function expressRoute(request: unknown): string | undefined {
 
 /** `base` (a concrete mount prefix) spelled as the templates it was mounted on. */
 function mountTemplate(req: ExpressRequest, route: object, base: string): string | undefined {
-  // The apps from the outermost down to the one that handled the request (sub-apps mounted with app.use).
-  const apps: App[] = [];
-  for (let app = req.app; app !== undefined && apps.length < 8; app = app.parent) apps.unshift(app);
-  if (apps.length === 0) return undefined;
-  const budget = { left: BUDGET };
-  return walk(stackOf(apps[0]!), base, route, apps, 0, budget);
-}
-
-function stackOf(app: App): Layer[] | undefined {
-  // Express 4 keeps the router in `_router` (its `router` getter throws); Express 5 in `router`.
-  const router = '_router' in app ? app._router : app.router;
-  return Array.isArray(router?.stack) ? router.stack : undefined;
-}
-
-/** Depth-first over the mounted routers and sub-apps whose mount path matches the start of `rest`. */
-function walk(stack: Layer[] | undefined, rest: string, route: object, apps: App[], appIndex: number, budget: { left: number }): string | undefined {
-  if (stack === undefined) return undefined;
-  if (rest === '') return stack.some((layer) => layer.route === route) ? '' : undefined;
-  for (const layer of stack) {
-    if (layer.route !== undefined || typeof layer.match !== 'function') continue;
-    const inner = layer.handle?.stack;
-    const subApp = layer.name === 'mounted_app' ? apps[appIndex + 1] : undefined;
-    if (!Array.isArray(inner) && subApp === undefined) continue;
-    if (--budget.left < 0) return undefined;
-    const m = matchLayer(layer, rest);
-    if (m === undefined) continue;
-    const matched = withoutTrailingSlash(m.path ?? '');
-    // '' is a router mounted on '/': it consumes nothing, the search goes on inside it.
-    if (!rest.startsWith(matched)) continue;
-    const template = typeof m.pattern === 'string' ? withoutTrailingSlash(m.pattern) : templateOf(layer, matched, m.params ?? {}, budget);
-    if (template === undefined) continue;
-    const tail = Array.isArray(inner)
-      ? walk(inner as Layer[], rest.slice(matched.length), route, apps, appIndex, budget)
-      : walk(stackOf(subApp!), rest.slice(matched.length), route, apps, appIndex + 1, budget);
-    if (tail !== undefined) return template + tail;
+  const app = req.app;
+  if (app === undefined) return undefined;
+  let listed = chainsByApp.get(app);
+  if (listed === undefined || listed.stacks.some(([owner, stack, length]) => owner.stack !== stack || stack.length !== length)) {
+    listed = listChains(app);
+    chainsByApp.set(app, listed);
+  }
+  const budget = { left: MATCHES_PER_REQUEST };
+  for (const chain of listed.byRoute.get(route) ?? []) {
+    const template = spellChain(chain, base, budget);
+    if (template !== undefined || budget.left < 0) return template;
   }
   return undefined;
+}
+
+/** Every route's chains of mount layers, depth-first in stack order, from the outermost app above `app`. */
+function listChains(app: App): Chains {
+  // The apps from the outermost down to `app` (sub-apps mounted with app.use).
+  const apps: App[] = [];
+  for (let a: App | undefined = app; a !== undefined && apps.length < 8; a = a.parent) apps.unshift(a);
+  const out: Chains = { byRoute: new Map(), stacks: [] };
+  let layersLeft = LAYERS_LISTED;
+  const visit = (owner: { stack?: unknown } | undefined, appIndex: number, chain: Layer[]): boolean => {
+    const stack = owner?.stack;
+    if (!Array.isArray(stack) || chain.length > 16) return true;
+    out.stacks.push([owner!, stack, stack.length]);
+    for (const layer of stack as Layer[]) {
+      if (--layersLeft < 0) return false;
+      if (layer.route !== undefined) {
+        let chains = out.byRoute.get(layer.route as object);
+        if (chains === undefined) out.byRoute.set(layer.route as object, (chains = []));
+        if (chains.length < MAX_CHAINS && chains[chains.length - 1] !== chain) chains.push(chain);
+        continue;
+      }
+      if (typeof layer.match !== 'function') continue;
+      const inner = layer.handle;
+      const next = Array.isArray(inner?.stack) ? visit(inner, appIndex, [...chain, layer])
+        : layer.name === 'mounted_app' && apps[appIndex + 1] !== undefined ? visit(routerOf(apps[appIndex + 1]!), appIndex + 1, [...chain, layer])
+        : true;
+      if (!next) return false;
+    }
+    return true;
+  };
+  visit(routerOf(apps[0]!), 0, []);
+  return out;
+}
+
+function routerOf(app: App): { stack?: unknown } | undefined {
+  // Express 4 keeps the router in `_router` (its `router` getter throws); Express 5 in `router`.
+  return '_router' in app ? app._router : app.router;
+}
+
+/** `base` matched layer by layer along `chain`, each matched part spelled as its template; undefined unless the chain consumes all of it. */
+function spellChain(chain: Layer[], base: string, budget: { left: number }): string | undefined {
+  let rest = base;
+  let template = '';
+  for (const layer of chain) {
+    if (--budget.left < 0) return undefined;
+    const m = matchLayer(layer, rest);
+    if (m === undefined) return undefined;
+    const matched = withoutTrailingSlash(m.path ?? '');
+    // '' is a router mounted on '/': it consumes nothing.
+    if (!rest.startsWith(matched)) return undefined;
+    const part = typeof m.pattern === 'string' ? withoutTrailingSlash(m.pattern) : templateOf(layer, matched, m.params ?? {}, budget);
+    if (part === undefined) return undefined;
+    template += part;
+    rest = rest.slice(matched.length);
+  }
+  return rest === '' ? template : undefined;
 }
 
 /**
@@ -137,20 +197,16 @@ function templateOf(layer: Layer, matched: string, params: Record<string, string
     chosen.forEach((i, k) => (out[i] = value(k)));
     return out.join('/');
   };
-  let found = placements[0]!;
-  if (placements.length > 1) {
-    // Digits, so that parameters restricted to numbers (`:id(\\d+)`) accept the stand-ins too.
-    for (const chosen of placements) {
-      if (--budget.left < 0) break;
-      const probe = spell(chosen, (k) => `9${k}7`);
-      const m = matchLayer(layer, probe);
-      if (m !== undefined && names.every((name, k) => m.params?.[name] === `9${k}7`)) {
-        found = chosen;
-        break;
-      }
-    }
+  let found = placements.length === 1 ? placements[0] : undefined;
+  // Digits, so that parameters restricted to numbers (`:id(\\d+)`) accept the
+  // stand-ins too. A placement no probe confirms (a pattern that refuses
+  // digits) gets no label rather than a guess.
+  for (let i = 0; found === undefined && i < placements.length && --budget.left >= 0; i++) {
+    const probe = spell(placements[i]!, (k) => `9${k}7`);
+    const m = matchLayer(layer, probe);
+    if (m !== undefined && names.every((name, k) => m.params?.[name] === `9${k}7`)) found = placements[i];
   }
-  return spell(found, (k) => `:${names[k]}`);
+  return found === undefined ? undefined : spell(found, (k) => `:${names[k]}`);
 }
 
 function matchLayer(layer: Layer, path: string): LayerMatch | undefined {
