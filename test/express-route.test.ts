@@ -123,6 +123,19 @@ for (const [version, express] of VERSIONS) {
     assert.equal(await routeOf(express, app, '/admin/tenants/t1/settings/k'), '/admin/tenants/:tenant/settings/:key');
   });
 
+  test(`${version}: Express matches without regard to case; the label keeps one spelling per mount`, async () => {
+    const app = express();
+    const r = express.Router();
+    r.get('/x', ok);
+    app.use('/api', r);
+    app.use('/shops/:shop', r);
+    assert.equal(await routeOf(express, app, '/api/x'), '/api/x');
+    assert.equal(await routeOf(express, app, '/API/x'), '/api/x');
+    assert.equal(await routeOf(express, app, '/shops/1/x'), '/shops/:shop/x');
+    assert.equal(await routeOf(express, app, '/SHOPS/2/x'), '/shops/:shop/x');
+    assert.equal(await routeOf(express, app, '/Shops/3/x'), '/shops/:shop/x');
+  });
+
   test(`${version}: no matched route: no label; a plain mount path is kept as it is`, async () => {
     const app = express();
     const r = express.Router();
@@ -147,14 +160,15 @@ test('Express 4: a parameter restricted by a pattern; a wildcard mount spans seg
   assert.equal(await routeOf(express, app, '/files/a/b/leaf'), undefined);
 });
 
-test('Express 4: a value that could be either of two segments, under a pattern the probe cannot satisfy: no label, not a guess', async () => {
+test('Express 4: a value that could be either of two segments, under a pattern the probe cannot satisfy: no label, not a guess, until a plain match shows where it sits', async () => {
   const express = VERSIONS[0]![1];
   const app = express();
   const r = express.Router();
   r.get('/x', ok);
   app.use('/en/:lang([a-z]{2})', r);
-  assert.equal(await routeOf(express, app, '/en/de/x'), '/en/:lang/x');
   assert.equal(await routeOf(express, app, '/en/en/x'), undefined);
+  assert.equal(await routeOf(express, app, '/en/de/x'), '/en/:lang/x');
+  assert.equal(await routeOf(express, app, '/en/en/x'), '/en/:lang/x');
 });
 
 test('Express 5: the mount path its matcher reports is the template, optional segments included', async () => {

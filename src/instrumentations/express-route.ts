@@ -117,10 +117,13 @@ function listChains(app: App): Chains {
   for (let a: App | undefined = app; a !== undefined && apps.length < 8; a = a.parent) apps.unshift(a);
   const out: Chains = { byRoute: new Map(), stacks: [] };
   let layersLeft = LAYERS_LISTED;
+  const seen = new Set<unknown>();
   const visit = (owner: { stack?: unknown } | undefined, appIndex: number, chain: Layer[]): boolean => {
     const stack = owner?.stack;
     if (!Array.isArray(stack) || chain.length > 16) return true;
-    out.stacks.push([owner!, stack, stack.length]);
+    // A router mounted on several paths is visited once per path, and checked for changes once.
+    if (!seen.has(stack)) out.stacks.push([owner!, stack, stack.length]);
+    seen.add(stack);
     for (const layer of stack as Layer[]) {
       if (--layersLeft < 0) return false;
       if (layer.route !== undefined) {
@@ -175,8 +178,10 @@ function spellChain(chain: Layer[], base: string, budget: { left: number }): str
  */
 function templateOf(layer: Layer, matched: string, params: Record<string, string>, budget: { left: number }): string | undefined {
   const names = Object.keys(params);
-  if (names.length === 0) return matched;
   const segments = matched.split('/');
+  const placed = placedBefore.get(layer)?.get(segments.length);
+  if (placed !== undefined && placed.chosen.length === names.length && placed.chosen.every((i, k) => decode(segments[i]!) === params[names[k]!])) return placed.template;
+  if (names.length === 0) return remember(layer, segments.length, [], matched);
   const placements: number[][] = [];
   const place = (k: number, from: number, chosen: number[]): void => {
     if (placements.length > 8) return;
@@ -206,7 +211,22 @@ function templateOf(layer: Layer, matched: string, params: Record<string, string
     const m = matchLayer(layer, probe);
     if (m !== undefined && names.every((name, k) => m.params?.[name] === `9${k}7`)) found = placements[i];
   }
-  return found === undefined ? undefined : spell(found, (k) => `:${names[k]}`);
+  return found === undefined ? undefined : remember(layer, segments.length, found, spell(found, (k) => `:${names[k]}`));
+}
+
+// Per Express 4 mount layer and number of segments matched, where its
+// parameters sat: in a path without optional parts or wildcards a parameter
+// always takes the same segment, so a later match whose values sit there is
+// spelled the same, with no search and no probe. It also keeps the letter
+// case of the first match: Express matches paths case-insensitively by
+// default, and `/SHOPS/7` and `/shops/7` must not become two labels.
+const placedBefore = new WeakMap<Layer, Map<number, { chosen: number[]; template: string }>>();
+
+function remember(layer: Layer, segments: number, chosen: number[], template: string): string {
+  let bySegments = placedBefore.get(layer);
+  if (bySegments === undefined) placedBefore.set(layer, (bySegments = new Map()));
+  if (bySegments.size < 8) bySegments.set(segments, { chosen, template });
+  return template;
 }
 
 function matchLayer(layer: Layer, path: string): LayerMatch | undefined {
