@@ -31,8 +31,9 @@
 // per request below saturation within the pair. Ratios vs bare are taken within each
 // round, then the median; min–max across rounds is the spread. Servers run
 // on CPU 0 and wrk on CPU 1, as in run.mjs (peers.mjs PINNED); --no-pin
-// leaves the servers and the saturation bursts' wrk unpinned. Results go to stdout as a Markdown table, one line per
-// round to stderr (AB_DEBUG=1 adds one per burst, retried ones included).
+// leaves the servers and the saturation bursts' wrk unpinned. Results go to
+// stdout as a Markdown table, one line per round to stderr (AB_DEBUG=1 adds
+// one per burst, retried ones included).
 //
 // Even so, on a shared VM the per-round ratios spread by ±40% (the host's
 // other tenants are invisible in /proc/stat), so a median over 16 rounds
