@@ -179,3 +179,14 @@ test('Express 5: the mount path its matcher reports is the template, optional se
   app.use('/docs{/:lang}', docs);
   assert.equal(await routeOf(express, app, '/docs/en/page'), '/docs{/:lang}/page');
 });
+
+test('Express 5: a mount whose optional segment would swallow the route is the one Express left; the next mount is named', async () => {
+  const express = VERSIONS[1]![1];
+  const app = express();
+  const docs = express.Router();
+  docs.get('/page', ok);
+  app.use('/docs{/:lang}', docs);
+  app.use('/docs', docs);
+  assert.equal(await routeOf(express, app, '/docs/page?x=1'), '/docs/page');
+  assert.equal(await routeOf(express, app, '/docs/en/page'), '/docs{/:lang}/page');
+});

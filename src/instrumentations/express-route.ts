@@ -40,6 +40,7 @@ interface App {
 interface ExpressRequest {
   route?: { path?: unknown };
   baseUrl?: unknown;
+  originalUrl?: unknown;
   app?: App;
 }
 
@@ -102,9 +103,16 @@ function mountTemplate(req: ExpressRequest, route: object, base: string): string
     listed = listChains(app);
     chainsByApp.set(app, listed);
   }
+  // Each layer sees what Express showed it: the rest of the request's path,
+  // not just of `base`. A mount that would take more than `base` (an optional
+  // parameter swallowing the route's own segment) is then one Express left.
+  const url = typeof req.originalUrl === 'string' ? req.originalUrl : '';
+  const query = url.indexOf('?');
+  const pathname = query === -1 ? url : url.slice(0, query);
+  const path = pathname.startsWith(base) ? pathname : base;
   const budget = { left: MATCHES_PER_REQUEST };
   for (const chain of listed.byRoute.get(route) ?? []) {
-    const template = spellChain(chain, base, budget);
+    const template = spellChain(chain, path, base.length, budget);
     if (template !== undefined || budget.left < 0) return template;
   }
   return undefined;
@@ -150,9 +158,9 @@ function routerOf(app: App): { stack?: unknown } | undefined {
   return '_router' in app ? app._router : app.router;
 }
 
-/** `base` matched layer by layer along `chain`, each matched part spelled as its template; undefined unless the chain consumes all of it. */
-function spellChain(chain: Layer[], base: string, budget: { left: number }): string | undefined {
-  let rest = base;
+/** `path` matched layer by layer along `chain`, each matched part spelled as its template; undefined unless the chain consumes exactly its first `consume` characters (the base URL). */
+function spellChain(chain: Layer[], path: string, consume: number, budget: { left: number }): string | undefined {
+  let rest = path;
   let template = '';
   for (const layer of chain) {
     if (--budget.left < 0) return undefined;
@@ -166,7 +174,7 @@ function spellChain(chain: Layer[], base: string, budget: { left: number }): str
     template += part;
     rest = rest.slice(matched.length);
   }
-  return rest === '' ? template : undefined;
+  return path.length - rest.length === consume ? template : undefined;
 }
 
 /**
