@@ -130,8 +130,10 @@ function listChains(app: App): Chains {
     const stack = owner?.stack;
     if (!Array.isArray(stack) || chain.length > 16) return true;
     // A router mounted on several paths is visited once per path, and checked for changes once.
-    if (!seen.has(stack)) out.stacks.push([owner!, stack, stack.length]);
-    seen.add(stack);
+    if (!seen.has(stack)) {
+      seen.add(stack);
+      out.stacks.push([owner!, stack, stack.length]);
+    }
     for (const layer of stack as Layer[]) {
       if (--layersLeft < 0) return false;
       if (layer.route !== undefined) {
