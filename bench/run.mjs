@@ -50,11 +50,11 @@ async function pair(b, s, sec, warm, script) {
 }
 
 async function httpBench() {
-  const res = new Map(HTTP_PEERS.map((p) => [p.name, { rps: [], cpuSat: [], cpuRate: [], ratioRps: [], ratioCpuSat: [], ratioCpu: [] }]));
+  const res = new Map(HTTP_PEERS.map((p) => [p.name, { rps: [], cpuSat: [], cpuRate: [], rateRps: [], ratioRps: [], ratioCpuSat: [], ratioCpu: [] }]));
   const [bare, ...others] = HTTP_PEERS;
   for (let round = 0; round < P.rounds; round++) {
     const order = others.map((_, i) => others[(i + round) % others.length]);
-    const bareRuns = { rps: [], cpuSat: [], cpuRate: [] };
+    const bareRuns = { rps: [], cpuSat: [], cpuRate: [], rateRps: [] };
     for (const peer of order) {
       const [b, s] = [await startServer(bare), await startServer(peer)];
       try {
@@ -66,7 +66,8 @@ async function httpBench() {
         bareRuns.rps.push(alone.get(b));
         bareRuns.cpuSat.push(sat.bare.cpu);
         bareRuns.cpuRate.push(rate.bare.cpu);
-        const r = { rps: alone.get(s), cpuSat: sat.peer.cpu, cpuRate: rate.peer.cpu, ratioRps: sat.peer.rps / sat.bare.rps, ratioCpuSat: sat.peer.cpu / sat.bare.cpu, ratioCpu: rate.peer.cpu / rate.bare.cpu };
+        bareRuns.rateRps.push(rate.bare.rps);
+        const r = { rps: alone.get(s), cpuSat: sat.peer.cpu, cpuRate: rate.peer.cpu, rateRps: rate.peer.rps, ratioRps: sat.peer.rps / sat.bare.rps, ratioCpuSat: sat.peer.cpu / sat.bare.cpu, ratioCpu: rate.peer.cpu / rate.bare.cpu };
         for (const [k, v] of Object.entries(r)) res.get(peer.name)[k].push(v);
         log(`  http round ${round + 1} ${peer.name}: ${r.rps.toFixed(0)} req/s alone; beside bare: ${f(r.ratioRps, 3)}× req/s saturated, ${r.cpuRate.toFixed(1)} µs CPU/req at the fixed rate against ${rate.bare.cpu.toFixed(1)}`);
       } finally {
@@ -75,7 +76,7 @@ async function httpBench() {
       }
     }
     const acc = res.get(bare.name);
-    for (const k of ['rps', 'cpuSat', 'cpuRate']) acc[k].push(median(bareRuns[k]));
+    for (const k of ['rps', 'cpuSat', 'cpuRate', 'rateRps']) acc[k].push(median(bareRuns[k]));
     for (const k of ['ratioRps', 'ratioCpuSat', 'ratioCpu']) acc[k].push(1);
   }
   return res;
@@ -154,8 +155,8 @@ function machine() {
 
 function target1(http) {
   let md = '';
-  md += `## Target 1: HTTP server overhead\n\n| peer | req/s alone at saturation | req/s × bare, saturated side by side | CPU µs/req saturated | × bare | CPU µs/req at the fixed rate | × bare |\n|---|---|---|---|---|---|---|\n`;
-  for (const [name, r] of http) md += `| ${name} | ${f(median(r.rps), 0)} (${spread(r.rps)}) | ${f(median(r.ratioRps))} | ${f(median(r.cpuSat), 1)} | ${f(median(r.ratioCpuSat))} | ${f(median(r.cpuRate), 1)} | ${f(median(r.ratioCpu))} |\n`;
+  md += `## Target 1: HTTP server overhead\n\n| peer | req/s alone at saturation | req/s × bare, saturated side by side | CPU µs/req saturated | × bare | req/s at the fixed rate | CPU µs/req at the fixed rate | × bare |\n|---|---|---|---|---|---|---|---|\n`;
+  for (const [name, r] of http) md += `| ${name} | ${f(median(r.rps), 0)} (${spread(r.rps)}) | ${f(median(r.ratioRps))} | ${f(median(r.cpuSat), 1)} | ${f(median(r.ratioCpuSat))} | ${f(median(r.rateRps), 0)} | ${f(median(r.cpuRate), 1)} | ${f(median(r.ratioCpu))} |\n`;
   const ours1 = http.get('promotel');
   const rpsRatio = median(ours1.ratioRps), cpuRatio = median(ours1.ratioCpu);
   md += `\nTargets: promotel ≥ 0.95× bare req/s at saturation (**${rpsRatio >= 0.95 ? 'met' : 'missed'}**, ${f(rpsRatio)}×; per-round ratios ${ours1.ratioRps.map((x) => f(x)).join(', ')}), ≤ 1.05× bare CPU per request at the fixed rate (**${cpuRatio <= 1.05 ? 'met' : 'missed'}**, ${f(cpuRatio)}×; per-round ${ours1.ratioCpu.map((x) => f(x)).join(', ')}).\n\n`;
@@ -183,7 +184,7 @@ const scrapes = P.scrapeNs.map((n) => ({ n, ...scrapeBenchChild(n) }));
 
 let md = `# promotel benchmark results\n\n`;
 md += `- Date: ${started.toISOString()}${SMOKE ? ' (smoke run: numbers are not meaningful)' : ''}\n- Machine: ${machine()}\n`;
-md += `- Load: \`wrk -t1 -c50\` on 127.0.0.1 against bench/servers/hello.js${PINNED ? ', every server on CPU 0 and every wrk on CPU 1 (taskset)' : ' (wrk and the servers share the cores: taskset or a second CPU is missing)'}. Peer by peer, in an order rotated each round, the peer and a bare server start afresh together and get the same history: 1 s of warm-up each, then ${P.satSec} s each at saturation alone (the req/s column; the bare row shows the median of its runs). Right after that they run **side by side**, both loaded at once so that the VM's other tenants slow both alike: 1 s + ${P.satSec} s both saturated${PINNED ? ', sharing CPU 0, so that each gets half of it and the req/s ratio is throughput for the same CPU' : ''}; then 2 s + ${P.rateSec} s at a fixed offered rate (each of the 50 connections waits 10 ms between requests, a Lua \`delay()\`: at most ~5,000 req/s). Each × bare is the ratio within such a pair; the bare row shows the median of its pairs. Server CPU per request: the scheduler's ns counters of all the server's threads (/proc/<pid>/task/*/schedstat) ÷ requests. ${P.rounds} rounds, medians shown (min–max across rounds in brackets); ratios are taken within each round, then the median.\n`;
+md += `- Load: \`wrk -t1 -c50\` on 127.0.0.1 against bench/servers/hello.js${PINNED ? ', every server on CPU 0 and every wrk on CPU 1 (taskset)' : ' (wrk and the servers share the cores: taskset or a second CPU is missing)'}. Peer by peer, in an order rotated each round, the peer and a bare server start afresh together and get the same history: 1 s of warm-up each, then ${P.satSec} s each at saturation alone (the req/s column; the bare row shows the median of its runs). Right after that they run **side by side**, both loaded at once so that the VM's other tenants slow both alike: 1 s + ${P.satSec} s both saturated${PINNED ? ', sharing CPU 0, so that each gets half of it and the req/s ratio is throughput for the same CPU' : ''}; then 2 s + ${P.rateSec} s at a fixed offered rate (each of the 50 connections waits 10 ms between requests, a Lua \`delay()\`: at most ~5,000 req/s; the table shows the rate each server reached, as a check that both were offered the same load). Each × bare is the ratio within such a pair; the bare row shows the median of its pairs. Server CPU per request: the scheduler's ns counters of all the server's threads (/proc/<pid>/task/*/schedstat) ÷ requests. ${P.rounds} rounds, medians shown (min–max across rounds in brackets); ratios are taken within each round, then the median.\n`;
 md += `- Other processes may have loaded the 2 cores during the run; the spread columns show the noise.\n\n`;
 md += target1(http);
 md += `### The same servers, instructions counted\n\nThe rows above are wall-clock and CPU-clock times on a VM shared with other tenants, whose load this VM cannot see. The instructions a server executes per request do not depend on that load (bench/instructions.mjs counts them under valgrind). First with each peer as it starts by default, then with V8's young generation fixed at the same size for all, which isolates each peer's own work from V8 growing the young generation after the agent loads (fewer scavenges per request).\n\n`;
