@@ -49,12 +49,17 @@ async function pair(b, s, sec, warm, script) {
   return { bare: { cpu: (cpuUs(b.pid) - b0) / rb.n, rps: rb.rps }, peer: { cpu: (cpuUs(s.pid) - p0) / rp.n, rps: rp.rps } };
 }
 
+// What each pair yields per peer: absolute values (the bare row shows the median of its pairs) and ratios to bare.
+const ABSOLUTE = ['rps', 'cpuSat', 'cpuRate', 'rateRps'];
+const RATIOS = ['ratioRps', 'ratioCpuSat', 'ratioCpu'];
+const lists = (keys) => Object.fromEntries(keys.map((k) => [k, []]));
+
 async function httpBench() {
-  const res = new Map(HTTP_PEERS.map((p) => [p.name, { rps: [], cpuSat: [], cpuRate: [], rateRps: [], ratioRps: [], ratioCpuSat: [], ratioCpu: [] }]));
+  const res = new Map(HTTP_PEERS.map((p) => [p.name, lists([...ABSOLUTE, ...RATIOS])]));
   const [bare, ...others] = HTTP_PEERS;
   for (let round = 0; round < P.rounds; round++) {
     const order = others.map((_, i) => others[(i + round) % others.length]);
-    const bareRuns = { rps: [], cpuSat: [], cpuRate: [], rateRps: [] };
+    const bareRuns = lists(ABSOLUTE);
     for (const peer of order) {
       const [b, s] = [await startServer(bare), await startServer(peer)];
       try {
@@ -63,10 +68,8 @@ async function httpBench() {
         for (const x of round % 2 ? [s, b] : [b, s]) alone.set(x, (await wrk(x.url, P.satSec)).rps);
         const sat = await pair(b, s, P.satSec, 1);
         const rate = await pair(b, s, P.rateSec, 2, RATE_SCRIPT);
-        bareRuns.rps.push(alone.get(b));
-        bareRuns.cpuSat.push(sat.bare.cpu);
-        bareRuns.cpuRate.push(rate.bare.cpu);
-        bareRuns.rateRps.push(rate.bare.rps);
+        const own = { rps: alone.get(b), cpuSat: sat.bare.cpu, cpuRate: rate.bare.cpu, rateRps: rate.bare.rps };
+        for (const k of ABSOLUTE) bareRuns[k].push(own[k]);
         const r = { rps: alone.get(s), cpuSat: sat.peer.cpu, cpuRate: rate.peer.cpu, rateRps: rate.peer.rps, ratioRps: sat.peer.rps / sat.bare.rps, ratioCpuSat: sat.peer.cpu / sat.bare.cpu, ratioCpu: rate.peer.cpu / rate.bare.cpu };
         for (const [k, v] of Object.entries(r)) res.get(peer.name)[k].push(v);
         log(`  http round ${round + 1} ${peer.name}: ${r.rps.toFixed(0)} req/s alone; beside bare: ${f(r.ratioRps, 3)}× req/s saturated, ${r.cpuRate.toFixed(1)} µs CPU/req at the fixed rate against ${rate.bare.cpu.toFixed(1)}`);
@@ -76,8 +79,8 @@ async function httpBench() {
       }
     }
     const acc = res.get(bare.name);
-    for (const k of ['rps', 'cpuSat', 'cpuRate', 'rateRps']) acc[k].push(median(bareRuns[k]));
-    for (const k of ['ratioRps', 'ratioCpuSat', 'ratioCpu']) acc[k].push(1);
+    for (const k of ABSOLUTE) acc[k].push(median(bareRuns[k]));
+    for (const k of RATIOS) acc[k].push(1);
   }
   return res;
 }
