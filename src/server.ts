@@ -157,21 +157,53 @@ function fail(res: ServerResponse, err: unknown): void {
   plain(res, 500, `scrape failed: ${describeError(err)}\n`);
 }
 
-/** Like the Prometheus server and the Python client: OpenMetrics when the scraper lists it (version 1.0.0, or none) with q > 0. */
+/**
+ * Content negotiation as the Prometheus server expects it (client_golang's
+ * expfmt.Negotiate): the highest q wins, an explicit type beats a wildcard,
+ * and on a tie the earlier entry wins. Prometheus lists what it prefers first
+ * and, since 2.49, ranks its `scrape_protocols` by q, so a scraper set to text
+ * first gets text. Anything not asking for OpenMetrics 1.0.0 gets text 0.0.4.
+ */
 export function wantsOpenMetrics(accept: string | undefined): boolean {
   if (!accept) return false;
-  for (const part of accept.split(',')) {
-    const [type, ...params] = part.split(';').map((s) => s.trim());
-    if (type?.toLowerCase() !== 'application/openmetrics-text') continue;
-    let ok = true;
+  let om: Rank | undefined;
+  let text: Rank | undefined;
+  const parts = accept.split(',');
+  for (let i = 0; i < parts.length; i++) {
+    const [rawType = '', ...params] = parts[i]!.split(';');
+    const type = rawType.trim().toLowerCase();
+    let q = 1;
+    let version: string | undefined;
     for (const param of params) {
-      const [k, v] = param.split('=').map((s) => s.trim());
-      if (k === 'q' && Number(v) <= 0) ok = false;
-      if (k === 'version' && v !== '1.0.0') ok = false;
+      const eq = param.indexOf('=');
+      if (eq === -1) continue;
+      const key = param.slice(0, eq).trim().toLowerCase();
+      const value = param.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1');
+      if (key === 'q') q = /^(0(\.\d{0,3})?|1(\.0{0,3})?)$/.test(value) ? Number(value) : 1;
+      else if (key === 'version') version = value;
     }
-    if (ok) return true;
+    if (q <= 0) continue;
+    if (type === 'application/openmetrics-text') {
+      if (version === undefined || version === '1.0.0') om = better(om, { q, specific: 2, order: i });
+    } else if (type === 'text/plain' || type === 'text/*' || type === '*/*') {
+      text = better(text, { q, specific: type === 'text/plain' ? 2 : type === 'text/*' ? 1 : 0, order: i });
+    }
   }
-  return false;
+  return om !== undefined && (text === undefined || better(text, om) === om);
+}
+
+interface Rank {
+  q: number;
+  // 2 for a full type such as text/plain, 1 for text/*, 0 for */*.
+  specific: number;
+  order: number;
+}
+
+function better(a: Rank | undefined, b: Rank): Rank {
+  if (a === undefined) return b;
+  if (a.q !== b.q) return a.q > b.q ? a : b;
+  if (a.specific !== b.specific) return a.specific > b.specific ? a : b;
+  return a.order <= b.order ? a : b;
 }
 
 export function acceptsGzip(header: string | undefined): boolean {

@@ -41,14 +41,17 @@ export function sanitizeMetricName(name: string): string {
 
 const labelCache = new Map<string, string>();
 
-/** Label names may hold [a-zA-Z0-9_]; a leading digit gets `key_`, and `__` (reserved by Prometheus) is avoided. */
+/**
+ * Label names may hold [a-zA-Z0-9_]; anything else becomes `_`, runs of `_`
+ * fold to one as the spec asks (so no name starts with `__`, which Prometheus
+ * reserves), and a leading digit gets `key_`.
+ */
 export function sanitizeLabelName(key: string): string {
   let out = labelCache.get(key);
   if (out !== undefined) return out;
-  out = key.replace(/[^a-zA-Z0-9_]/g, '_');
+  out = key.replace(/[^a-zA-Z0-9_]/g, '_').replace(/_{2,}/g, '_');
   if (out === '') out = 'key_empty';
   else if (/^[0-9]/.test(out)) out = `key_${out}`;
-  else if (out.startsWith('__')) out = `key${out}`;
   if (labelCache.size < 10_000) labelCache.set(key, out);
   return out;
 }

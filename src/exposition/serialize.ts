@@ -74,6 +74,13 @@ interface Family {
 interface ScopeLabels {
   text: string;
 }
+
+/**
+ * Labels no attribute may take: the scope's, and those of histogram buckets
+ * and summary quantiles. A repeated label fails the whole scrape in
+ * Prometheus, and promtool flags `le` and `quantile` on any other kind.
+ */
+const RESERVED_LABELS: ReadonlySet<string> = new Set(['otel_scope_name', 'otel_scope_version', 'le', 'quantile']);
 const scopeLabelsCache = new Map<string, ScopeLabels>();
 
 /** The encoded label block of one attribute set in one scope: `k="v",...,otel_scope_name="..."`. */
@@ -83,7 +90,8 @@ interface LabelEntry {
   overflow: boolean;
 }
 const labelEntries = new WeakMap<Attributes, LabelEntry>();
-const leBytes = new WeakMap<number[], Uint8Array[]>();
+// `,le="..."} ` per boundary, per format: OpenMetrics writes canonical numbers (`1.0`).
+const leBytes = [new WeakMap<number[], Uint8Array[]>(), new WeakMap<number[], Uint8Array[]>()];
 // Each family's sample names, by base name: `_total{`, `_bucket{`, ...
 const sampleNames = new Map<string, Uint8Array>();
 
@@ -174,6 +182,10 @@ export function serialize(data: ResourceMetrics, options: SerializeOptions): str
 export function serializeToBuffer(data: ResourceMetrics, options: SerializeOptions): Buffer {
   const om = options.openMetrics;
   const families = new Map<string, Family>();
+  // Every family name and sample name in the output, and the family that wrote
+  // it: a gauge `x_count` next to a histogram `x`, or (in OpenMetrics) a gauge
+  // `x_total` next to a counter `x`, would mix two families' samples.
+  const claimed = new Map<string, Family>();
 
   for (const { scope, metrics } of data.scopeMetrics) {
     let scopeText = `otel_scope_name="${escapeLabelValue(scope.name)}"`;
@@ -200,11 +212,18 @@ export function serializeToBuffer(data: ResourceMetrics, options: SerializeOptio
       }
       let family = families.get(name);
       if (family === undefined) {
+        const written = writtenNames(kind, name, names.openmetrics, om);
+        const other = written.map((n) => claimed.get(n)).find((f) => f !== undefined);
+        if (other !== undefined) {
+          options.onProblem?.(`conflict:${name}:${scope.name}`, `metric ${metric.descriptor.name} of scope ${scope.name} maps to ${name}, whose sample names clash with the ${other.kind} ${other.name} of scope ${other.owner}; it is left out: give one of the instruments another name`);
+          continue;
+        }
         let head = `# HELP ${name} ${escapeHelp(metric.descriptor.description.trim() || metric.descriptor.name, om)}\n# TYPE ${name} ${kind}\n`;
         if (om && names.unit) head += `# UNIT ${name} ${names.unit}\n`;
         // Samples are named from the base name: counters add `_total` themselves.
         family = { kind, name, base: names.openmetrics, help: head, parts: [], owner: scope.name };
         families.set(name, family);
+        for (const n of written) claimed.set(n, family);
       } else if (family.kind !== kind) {
         options.onProblem?.(`conflict:${name}:${scope.name}`, `metric ${metric.descriptor.name} of scope ${scope.name} maps to ${name}, already a ${family.kind} of scope ${family.owner}; it is left out: give one of the instruments another name`);
         continue;
@@ -242,6 +261,21 @@ function kindOf(metric: MetricData): FamilyKind | undefined {
   }
 }
 
+/** The family name and the sample names a family of this kind writes. */
+function writtenNames(kind: FamilyKind, name: string, base: string, om: boolean): string[] {
+  const created = om ? [`${base}_created`] : [];
+  switch (kind) {
+    case 'counter':
+      return [name, `${base}_total`, ...created];
+    case 'histogram':
+      return [name, `${base}_bucket`, `${base}_count`, `${base}_sum`, ...created];
+    case 'summary':
+      return [name, `${base}_count`, `${base}_sum`, ...created];
+    default:
+      return [name];
+  }
+}
+
 function sampleName(base: string, suffix: string): Uint8Array {
   const key = base + suffix;
   let bytes = sampleNames.get(key);
@@ -253,15 +287,29 @@ function sampleName(base: string, suffix: string): Uint8Array {
   return bytes;
 }
 
-/** The label block of a point, scope labels included, as bytes; encoded on first sight of the attributes object. */
-function labelEntry(attrs: Attributes, scope: ScopeLabels): LabelEntry {
+/**
+ * The label block of a point, scope labels included, as bytes; encoded on
+ * first sight of the attributes object. An attribute that maps onto a
+ * reserved label (`otel_scope_name`, `le`, ...) is renamed `key_...`.
+ */
+function labelEntry(attrs: Attributes, scope: ScopeLabels, metric: MetricData, options: SerializeOptions): LabelEntry {
   let entry = labelEntries.get(attrs);
   if (entry !== undefined && entry.scope === scope) return entry;
   // New, or the same attributes object used by instruments of another scope: encoded again.
-  const own = fastLabelBlock(attrs) ?? foldedLabelBlock(attrs);
+  let own = fastLabelBlock(attrs) ?? foldedLabelBlock(attrs);
+  const clashing = [...RESERVED_LABELS].filter((label) => hasLabel(own, label));
+  if (clashing.length > 0) {
+    own = fastLabelBlock(attrs, RESERVED_LABELS) ?? foldedLabelBlock(attrs, RESERVED_LABELS);
+    options.onProblem?.(`reserved:${metric.descriptor.name}:${clashing.join(',')}`, `metric ${metric.descriptor.name} has attributes that map to ${clashing.join(', ')}, labels the exposition reserves for the scope, histogram buckets and summary quantiles; they are exposed as ${clashing.map((l) => `key_${l}`).join(', ')}: rename the attributes`);
+  }
   entry = { scope, bytes: Buffer.from(own === '' ? scope.text : `${own},${scope.text}`, 'utf8'), overflow: attrs[OVERFLOW_ATTRIBUTE] === true };
   labelEntries.set(attrs, entry);
   return entry;
+}
+
+/** Whether a label block sets `label`: values escape `"`, so `label="` can only start a label. */
+function hasLabel(block: string, label: string): boolean {
+  return block.startsWith(`${label}="`) || block.includes(`,${label}="`);
 }
 
 function samples(out: Out, metric: MetricData, kind: FamilyKind, base: string, scope: ScopeLabels, om: boolean, options: SerializeOptions): void {
@@ -277,9 +325,15 @@ function samples(out: Out, metric: MetricData, kind: FamilyKind, base: string, s
   const name = sampleName(base, kind === 'counter' ? '_total' : '');
   const created = om && kind === 'counter' ? sampleName(base, '_created') : undefined;
   const nameLength = Math.max(name.length, created?.length ?? 0);
+  // OpenMetrics: a Total is a non-NaN, non-negative number; either fails the scraper's whole parse.
+  const totals = om && kind === 'counter';
   for (let i = 0; i < points.length; i++) {
     const point = points[i]!;
-    const labels = labelEntry(point.attributes, scope);
+    if (totals && !((point.value as number) >= 0)) {
+      options.onProblem?.(`total:${metric.descriptor.name}`, `counter ${metric.descriptor.name} holds ${String(point.value)}, which OpenMetrics does not allow in a total; that series is left out of OpenMetrics scrapes: check the values given to it`);
+      continue;
+    }
+    const labels = labelEntry(point.attributes, scope, metric, options);
     if (labels.overflow) overflowProblem(metric, options);
     out.room(2 * (nameLength + labels.bytes.length + LINE_SLACK));
     out.sample(name, labels.bytes, point.value as number);
@@ -296,15 +350,16 @@ function histograms(out: Out, metric: MetricData, points: DataPoint<Histogram>[]
   const created = om ? sampleName(base, '_created') : undefined;
   for (let i = 0; i < points.length; i++) {
     const point = points[i]!;
-    const labels = labelEntry(point.attributes, scope);
+    const labels = labelEntry(point.attributes, scope, metric, options);
     if (labels.overflow) overflowProblem(metric, options);
     const value = point.value;
     const { boundaries, counts } = value.buckets;
-    let les = leBytes.get(boundaries);
+    const leCache = leBytes[om ? 1 : 0]!;
+    let les = leCache.get(boundaries);
     if (les === undefined) {
-      les = boundaries.map((b) => Buffer.from(`,le="${formatNumber(b)}"} `, 'utf8'));
+      les = boundaries.map((b) => Buffer.from(`,le="${om ? canonicalNumber(b) : formatNumber(b)}"} `, 'utf8'));
       les.push(Buffer.from(',le="+Inf"} ', 'utf8'));
-      leBytes.set(boundaries, les);
+      leCache.set(boundaries, les);
     }
     const exemplars = om ? (point as ExemplarPoint).exemplars : undefined;
     const line = Math.max(bucket.length, created?.length ?? 0) + labels.bytes.length + LINE_SLACK;
@@ -349,11 +404,11 @@ function histograms(out: Out, metric: MetricData, points: DataPoint<Histogram>[]
 // Rare (re-exposed data only), so written as text rather than with the cached bytes of the hot paths.
 function summaries(out: Out, points: DataPoint<SummaryValue>[], base: string, scope: ScopeLabels, om: boolean): void {
   for (const point of points) {
-    const own = labelBlock(point.attributes);
+    const own = fastLabelBlock(point.attributes, RESERVED_LABELS) ?? foldedLabelBlock(point.attributes, RESERVED_LABELS);
     const labels = own === '' ? scope.text : `${own},${scope.text}`;
     const { quantiles, sum, count } = point.value;
     let text = '';
-    for (const [q, v] of quantiles) text += `${base}{${labels},quantile="${formatNumber(q)}"} ${formatNumber(v)}\n`;
+    for (const [q, v] of quantiles) text += `${base}{${labels},quantile="${om ? canonicalNumber(q) : formatNumber(q)}"} ${formatNumber(v)}\n`;
     if (sum !== undefined) text += `${base}_sum{${labels}} ${formatNumber(sum)}\n`;
     if (count !== undefined) text += `${base}_count{${labels}} ${formatNumber(count)}\n`;
     if (om && point.startTime[0] !== 0) text += `${base}_created{${labels}} ${seconds(point.startTime)}\n`;
@@ -363,6 +418,12 @@ function summaries(out: Out, points: DataPoint<SummaryValue>[], base: string, sc
 
 function overflowProblem(metric: MetricData, options: SerializeOptions): void {
   options.onProblem?.(`overflow:${metric.descriptor.name}`, `metric ${metric.descriptor.name} reached its cardinality limit; further label sets are counted in the series with otel_metric_overflow="true": drop high-cardinality attributes or raise PROMOTEL_CARDINALITY_LIMIT`);
+}
+
+/** OpenMetrics' canonical form of a bucket bound or quantile: integers keep a `.0` (`1.0`), as the Go and Python clients write them. */
+function canonicalNumber(value: number): string {
+  const text = formatNumber(value);
+  return /^-?\d+$/.test(text) ? `${text}.0` : text;
 }
 
 function exemplarText(e: Exemplar): string {

@@ -16,13 +16,15 @@ export function labelBlock(attrs: Attributes): string {
 }
 
 // The common case: no two keys fold onto one label name, so no sorting or joining is needed.
-export function fastLabelBlock(attrs: Attributes): string | undefined {
+// `reserved`: label names the exposition sets itself (`le`, `otel_scope_name`);
+// an attribute mapping onto one gets a `key_` prefix, as a leading digit does.
+export function fastLabelBlock(attrs: Attributes, reserved?: ReadonlySet<string>): string | undefined {
   let block = '';
   const seen: string[] = [];
   for (const key in attrs) {
     const value = attrs[key];
     if (value === undefined || value === null) continue;
-    const label = sanitizeLabelName(key);
+    const label = reservedLabel(sanitizeLabelName(key), reserved);
     if (seen.includes(label)) return undefined;
     seen.push(label);
     const text = typeof value === 'string' ? value : Array.isArray(value) ? JSON.stringify(value) : String(value);
@@ -31,13 +33,13 @@ export function fastLabelBlock(attrs: Attributes): string | undefined {
   return block;
 }
 
-export function foldedLabelBlock(attrs: Attributes): string {
+export function foldedLabelBlock(attrs: Attributes, reserved?: ReadonlySet<string>): string {
   const byLabel = new Map<string, string[]>();
   // Sorted so that keys which fold onto one label name join their values in a stable order, as the spec asks.
   for (const key of Object.keys(attrs).sort()) {
     const value = attrs[key];
     if (value === undefined || value === null) continue;
-    const label = sanitizeLabelName(key);
+    const label = reservedLabel(sanitizeLabelName(key), reserved);
     const text = Array.isArray(value) ? JSON.stringify(value) : String(value);
     const list = byLabel.get(label);
     if (list) list.push(text);
@@ -48,6 +50,10 @@ export function foldedLabelBlock(attrs: Attributes): string {
     block += `${block === '' ? '' : ','}${label}="${escapeLabelValue(values.join(';'))}"`;
   }
   return block;
+}
+
+function reservedLabel(label: string, reserved: ReadonlySet<string> | undefined): string {
+  return reserved?.has(label) ? `key_${label}` : label;
 }
 
 const LABEL_SPECIAL = /[\\"\n]/;

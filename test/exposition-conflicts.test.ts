@@ -1,0 +1,101 @@
+// Names and labels that would collide in the output. Prometheus rejects a
+// whole scrape for one repeated label name, and mixes up families whose
+// sample names meet, so each case must come out valid in both formats (the
+// Python parsers and promtool read it back) and say once what it changed.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import type { Meter } from '@opentelemetry/api';
+import { serialize } from '../src/exposition/serialize';
+import { PullReader } from '../src/exposition/reader';
+import { promtoolCheck, pythonParse, type Family } from './helpers';
+
+/** Both formats of what `record` puts on a fresh meter `s` 1.0, with the problems the serializer reported. */
+async function expose(record: (meter: Meter) => void): Promise<{ text: string; om: string; problems: string[] }> {
+  const reader = new PullReader({ cardinalityLimit: 100 });
+  const provider = new MeterProvider({ readers: [reader] });
+  record(provider.getMeter('s', '1.0'));
+  const { resourceMetrics } = await reader.collect();
+  const problems: string[] = [];
+  const onProblem = (_key: string, message: string): void => void problems.push(message);
+  const text = serialize(resourceMetrics, { openMetrics: false, onProblem });
+  const om = serialize(resourceMetrics, { openMetrics: true, onProblem });
+  await provider.shutdown();
+  return { text, om, problems };
+}
+
+/** Read back by both Python parsers; `promtool check metrics` clean too, unless `lint` is false (it also lints names such as a gauge `y_sum`). */
+function valid(text: string, om: string, lint = true): { text: Family[]; om: Family[] } {
+  if (lint) assert.equal(promtoolCheck(text), '', 'promtool check metrics');
+  return { text: pythonParse(text, false), om: pythonParse(om, true) };
+}
+
+const kinds = (families: Family[]) => families.filter((f) => f.name !== 'target_info' && f.name !== 'target').map((f) => `${f.name} ${f.type}`).sort();
+const labelsOf = (families: Family[], sample: string) => families.flatMap((f) => f.samples).filter((s) => s.name === sample).map((s) => s.labels);
+
+test('an attribute that maps to otel_scope_name or otel_scope_version is renamed key_..., not repeated', async () => {
+  const { text, om, problems } = await expose((m) => m.createCounter('c').add(1, { 'otel.scope.name': 'spoof', otel_scope_version: '9' }));
+  const parsed = valid(text, om);
+  for (const families of [parsed.text, parsed.om]) {
+    assert.deepEqual(labelsOf(families, 'c_total'), [{ key_otel_scope_name: 'spoof', key_otel_scope_version: '9', otel_scope_name: 's', otel_scope_version: '1.0' }]);
+  }
+  assert.match(problems[0] ?? '', /metric c has attributes that map to otel_scope_name, otel_scope_version, labels the exposition reserves for the scope, histogram buckets and summary quantiles; they are exposed as key_otel_scope_name, key_otel_scope_version: rename the attributes/);
+});
+
+test('an attribute named le or quantile becomes key_le or key_quantile, on every kind', async () => {
+  const attrs = { le: 'x' };
+  const { text, om, problems } = await expose((m) => {
+    const h = m.createHistogram('h', { advice: { explicitBucketBoundaries: [1] } });
+    h.record(0.5, attrs);
+    h.record(0.7, { le: 'y' });
+    m.createCounter('c').add(2, { ...attrs, quantile: '0.5' });
+  });
+  const parsed = valid(text, om);
+  assert.deepEqual(labelsOf(parsed.text, 'h_bucket').map((l) => `${l.key_le} ${l.le}`).sort(), ['x +Inf', 'x 1', 'y +Inf', 'y 1'], 'two series stay two');
+  assert.deepEqual(labelsOf(parsed.om, 'h_bucket').map((l) => `${l.key_le} ${l.le}`).sort(), ['x +Inf', 'x 1.0', 'y +Inf', 'y 1.0']);
+  assert.deepEqual(labelsOf(parsed.text, 'c_total'), [{ key_le: 'x', key_quantile: '0.5', otel_scope_name: 's', otel_scope_version: '1.0' }]);
+  assert.ok(problems.some((p) => p.includes('metric h has attributes that map to le, labels')), problems.join('\n'));
+  assert.ok(problems.some((p) => p.includes('metric c has attributes that map to le, quantile, labels')), problems.join('\n'));
+});
+
+test('a family whose sample names meet another family’s is left out with a warning, in both formats', async () => {
+  const { text, om, problems } = await expose((m) => {
+    m.createHistogram('x', { advice: { explicitBucketBoundaries: [1] } }).record(0.5);
+    m.createObservableGauge('x_count').addCallback((r) => r.observe(7));
+    m.createCounter('clash').add(1);
+    m.createObservableGauge('clash_total').addCallback((r) => r.observe(7));
+  });
+  const parsed = valid(text, om);
+  for (const families of [parsed.text, parsed.om]) {
+    assert.deepEqual(kinds(families), ['clash counter', 'x histogram']);
+    assert.deepEqual(families.flatMap((f) => f.samples).filter((s) => s.value === 7), [], 'no gauge sample leaked into another family');
+  }
+  assert.ok(problems.some((p) => /metric x_count of scope s maps to x_count, whose sample names clash with the histogram x of scope s; it is left out/.test(p)), problems.join('\n'));
+  assert.ok(problems.some((p) => /metric clash_total of scope s maps to clash_total, /.test(p)), problems.join('\n'));
+});
+
+test('the first family to claim a name keeps it, whichever kind it is', async () => {
+  const { text, om } = await expose((m) => {
+    m.createObservableGauge('y_sum').addCallback((r) => r.observe(7));
+    m.createHistogram('y', { advice: { explicitBucketBoundaries: [1] } }).record(0.5);
+  });
+  const parsed = valid(text, om, false);
+  for (const families of [parsed.text, parsed.om]) assert.deepEqual(kinds(families), ['y_sum gauge']);
+});
+
+test('a NaN counter is left out of OpenMetrics, which forbids it, and kept in text 0.0.4', async () => {
+  const { text, om, problems } = await expose((m) => {
+    m.createCounter('n').add(NaN, { k: 'nan' });
+    m.createCounter('n').add(1, { k: 'one' });
+  });
+  const parsed = valid(text, om);
+  assert.deepEqual(parsed.om.flatMap((f) => f.samples).filter((s) => s.name === 'n_total').map((s) => s.labels.k), ['one']);
+  assert.deepEqual(parsed.text.flatMap((f) => f.samples).filter((s) => s.name === 'n_total').map((s) => `${s.labels.k}=${s.value}`).sort(), ['nan=nan', 'one=1']);
+  assert.match(problems.join('\n'), /counter n holds NaN, which OpenMetrics does not allow in a total; that series is left out of OpenMetrics scrapes/);
+});
+
+test('runs of _ in attribute names fold to one, so no label starts with the reserved __', async () => {
+  const { text, om } = await expose((m) => m.createCounter('u').add(1, { 'a..b': '1', __z: '2', 'x/-y': '3' }));
+  const parsed = valid(text, om);
+  assert.deepEqual(labelsOf(parsed.text, 'u_total'), [{ a_b: '1', _z: '2', x_y: '3', otel_scope_name: 's', otel_scope_version: '1.0' }]);
+});
