@@ -128,7 +128,8 @@ export function main(argv: string[]): void {
   try {
     config = build();
   } catch (err) {
-    process.stderr.write(`${describe(err)}\npromotel: not started: fix the config (promotel poll --check ${file ?? ''} lists every problem)\n`);
+    const fix = file !== undefined ? `fix the config (promotel poll --check ${file} lists every problem)` : 'fix the flags named above';
+    process.stderr.write(`${describe(err)}\npromotel: not started: ${fix}\n`);
     process.exit(1);
   }
 

@@ -21,8 +21,9 @@ export function enabled(level: Exclude<LogLevel, 'none' | 'all'>): boolean {
 
 function write(level: Exclude<LogLevel, 'none' | 'all'>, message: string): void {
   if (LEVELS[level] > threshold) return;
-  // One line per message, whatever the message holds, so grep and log shippers see one event.
-  const line = `promotel ${level}: ${message.replace(/\r?\n/g, ' ')}\n`;
+  // One line per message, whatever the message holds, so grep and log shippers see one event;
+  // and no raw control bytes, since messages quote what targets and apps sent.
+  const line = `promotel ${level}: ${message.replace(/\r?\n/g, ' ').replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}\n`;
   try {
     process.stderr.write(line);
   } catch {

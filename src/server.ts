@@ -32,12 +32,16 @@ export interface ServeOptions {
   hint?: string;
   /** When the port is taken, try again this often (silently after the first warning) until it is free. */
   retryMs?: number;
+  /** What the warning says happens next, when it is not the host application going on without an endpoint. */
+  consequence?: string;
 }
 
 function failure(err: NodeJS.ErrnoException, options: ServeOptions, retrying: boolean): string {
   const where = `${options.host}:${options.port}`;
   const variable = options.portVariable ?? 'OTEL_EXPORTER_PROMETHEUS_PORT';
-  const without = retrying
+  const without = options.consequence
+    ? `(${options.consequence})`
+    : retrying
     ? `(the application keeps running without a metrics endpoint; promotel tries the port again every ${options.retryMs! / 1000} s)`
     : '(the application keeps running without a metrics endpoint)';
   if (err.code === 'EADDRINUSE') return `cannot serve metrics on ${where}: port ${options.port} is already in use; set ${variable} to a free port${options.hint ? ` ${options.hint}` : ''} ${without}`;

@@ -72,7 +72,7 @@ test('--check names the line of a YAML syntax error, and a file that cannot be r
   assert.equal(r.stderr, `${path}:3: YAML syntax: Sequence item without - indicator\n`);
   const twice = file('twice.yaml', 'interval: 1s\ninterval: 2s\ntargets:\n  - { name: a, url: "ftp://x/" }\n');
   assert.deepEqual(cli(['poll', '--check', twice]).stderr.trimEnd().split('\n'), [
-    `${twice}:2: YAML syntax: Map keys must be unique`,
+    `${twice}:2: YAML syntax: interval is given twice in one map: keep one of them`,
     `${twice}:4: targets[0].url: "ftp://x/" has scheme ftp: only http and https can be polled`,
   ], 'a duplicate key does not hide the other problems');
   const missing = cli(['poll', '--check', join(dir, 'nope.yaml')]);
@@ -85,7 +85,17 @@ test('--check names the line of a YAML syntax error, and a file that cannot be r
     `${module}:5: modules.j.metrics: is empty: a json module needs at least one metric (name, value selector)`,
   ]);
   const label = file('label.yaml', 'targets:\n  - name: a\n    url: http://x/\n    labels:\n      bad-name:\n        v\n');
-  assert.equal(cli(['poll', '--check', label]).stderr, `${label}:5: targets[0].labels.bad-name: is not a usable label name: use letters, digits and _, not starting with __, and not target or job (promotel sets those)\n`);
+  assert.equal(cli(['poll', '--check', label]).stderr, `${label}:5: targets[0].labels.bad-name: is not a usable label name: use letters, digits and _, not starting with __\n`);
+  // A label the exposition sets itself would be repeated in the output, and Prometheus would refuse the whole scrape.
+  const twiceMetric = file('twice-metric.yaml', 'modules:\n  j:\n    format: json\n    metrics:\n      - { name: app_up, value: $.a }\n      - { name: app_up, value: $.b }\ntargets: []\n');
+  assert.equal(cli(['poll', '--check', twiceMetric]).stderr, `${twiceMetric}:6: modules.j.metrics[1].name: "app_up" is used by an earlier metric of this module: give each metric its own name, and tell series apart with labels\n`);
+  const taken = file('taken.yaml', 'modules:\n  j: { format: json, metrics: [{ name: x, value: $.a, labels: { le: $.b } }] }\ntargets:\n  - { name: a, url: "http://x/", labels: { otel_scope_name: mine } }\n');
+  assert.deepEqual(cli(['poll', '--check', taken]).stderr.trimEnd().split('\n'), [
+    `${taken}:2: modules.j.metrics[0].labels.le: is a label promotel sets itself: use another name (not target, job, otel_scope_name, otel_scope_version, le, quantile)`,
+    `${taken}:4: targets[0].labels.otel_scope_name: is a label promotel sets itself: use another name (not target, job, otel_scope_name, otel_scope_version, le, quantile)`,
+  ]);
+  const zero = file('zero.yaml', 'timeout: 0s\ntargets:\n  - { name: a, url: "http://x/" }\n  - { name: b, url: "http://y/" }\n');
+  assert.deepEqual(cli(['poll', '--check', zero]).stderr.trimEnd().split('\n'), [`${zero}:1: timeout: must be above 0: give a duration such as 5s`], 'one problem, where it was written');
   const long = file('long.yaml', 'interval: 600h\ntargets: []\n');
   assert.equal(cli(['poll', '--check', long]).stderr, `${long}:1: interval: "600h" is longer than 596h, the longest a timer can wait: give a shorter duration\n`);
   const json = file('json.yaml', 'modules:\n  api:\n    format: json\n    metrics:\n      - name: x\n        value: queue.depth\ntargets: []\n');

@@ -5,6 +5,7 @@
 // promotel_poll_errors_total{target, reason} and logged once, never thrown.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { convertPrometheus } from '../src/poll/convert-prometheus';
 import { get, promtoolCheck, pythonParse, sampleValue } from './helpers';
 import { scrape, startPoller, startTargets, value, type Poller, type Targets } from './poll-helpers';
 
@@ -50,6 +51,7 @@ targets:
   - { name: om, url: "${t.base}/om", module: metrics, job: batch }
   - { name: html, url: "${t.base}/html", module: metrics }
   - { name: tricky, url: "${t.base}/tricky", module: metrics }
+  - { name: bad-lines, url: "${t.base}/bad-lines", module: metrics }
 `);
 });
 
@@ -200,13 +202,38 @@ test('re-exposing never invents, duplicates or renames series, nor lets a target
   assert.equal(body.match(/^dup\{/gm)?.length, 1, 'one series, not two');
   assert.equal(value(body, 'dup', base), 2, 'the last value wins');
   assert.equal(value(body, 'clash', { ...base, exported_exported_target: 't1', exported_target: 'orig' }), 3, 'exported_ repeated until free, nothing lost');
-  assert.equal(value(body, 's', { ...base, quantile: '0.5' }), 1);
+  assert.equal(value(body, 's', { ...base, quantile: '0.5' }), 1.5, 'the last quantile given wins');
+  assert.equal(value(body, 'c_total', { ...base, a: '1', b: '2' }), 2, 'the last value wins, whatever the label order');
+  assert.equal(body.match(/^c_total\{/gm)?.length, 1);
+  assert.equal(value(body, 'h_bucket', { ...base, le: '1' }), 2, 'the last bucket given wins');
+  assert.equal(body.match(/^h_bucket\{/gm)?.length, 2, 'le="1" and le="+Inf", once each');
   assert.doesNotMatch(body, /^s_(sum|count)/m, 'no _sum or _count the source did not give');
   assert.equal(body.match(/^promotel_probe_success\{/gm)?.length, 1);
   assert.equal(value(body, 'promotel_probe_success', base), 1, 'the probe result, not the target\'s 7');
   assert.equal(promtoolCheck(body), '');
   assert.equal(sampleValue(pythonParse(body), 'clash', { exported_target: 'orig' }), 3);
   const metrics = await scrape(`${poller.url}/metrics`);
-  assert.equal(value(metrics, 'promotel_poll_errors_total', { target: 'tricky', reason: 'duplicate_series' }), 1);
+  assert.equal(value(metrics, 'promotel_poll_errors_total', { target: 'tricky', reason: 'duplicate_series' }), 4, 'dup, the quantile, the counter and the bucket');
   assert.equal(value(metrics, 'promotel_poll_errors_total', { target: 'tricky', reason: 'reserved_name' }), 1);
+});
+
+test('a body of 130,000 unreadable lines is counted once per line and logged once; the good sample is served', async () => {
+  const body = await probe('bad-lines');
+  const base = { target: 'bad-lines', job: 'bad-lines' };
+  assert.equal(value(body, 'promotel_probe_success', base), 1);
+  assert.equal(value(body, 'ok', base), 1);
+  const metrics = await scrape(`${poller.url}/metrics`);
+  assert.equal(value(metrics, 'promotel_poll_errors_total', { target: 'bad-lines', reason: 'invalid_number' }), 130_000);
+  assert.match(poller.stderr(), /target bad-lines \(.*\): invalid_number: line 3: "a b c" has a value that is not a number \(and 129999 more like it\); the value is skipped, and promotel_poll_errors_total/);
+});
+
+test('converting a big body gives the event loop turns: other work runs in between', async () => {
+  let body = '# TYPE g gauge\n';
+  for (let i = 0; i < 100_000; i++) body += `g{path="/items/${i}"} ${i}\n`;
+  let turns = 0;
+  const ticker = setInterval(() => turns++, 1);
+  const out = await convertPrometheus(body, { target: 't', job: 't' }, new Map());
+  clearInterval(ticker);
+  assert.equal(out.families[0]!.series.length, 100_000);
+  assert.ok(turns > 0, 'a 1 ms interval fired while the body was converted');
 });

@@ -45,6 +45,16 @@ export const TRICKY_TEXT = [
   'clash{target="t1",exported_target="orig"} 3',
   '# TYPE s summary',
   's{quantile="0.5"} 1', // a summary with neither _sum nor _count
+  's{quantile="0.5"} 1.5', // ... and a quantile given twice
+  '# TYPE c counter',
+  'c_total{a="1",b="2"} 1',
+  'c_total{b="2",a="1"} 2', // a counter given twice, its labels in another order
+  '# TYPE h histogram',
+  'h_bucket{le="1"} 1',
+  'h_bucket{le="1"} 2', // a bucket given twice
+  'h_bucket{le="+Inf"} 3',
+  'h_count 3',
+  'h_sum 1.5',
   '# TYPE promotel_probe_success gauge',
   'promotel_probe_success 7', // a target faking its own health
   '',
@@ -113,6 +123,8 @@ function route(req: IncomingMessage, res: ServerResponse, t: Targets): void {
       return send(200, TRICKY_TEXT, 'text/plain; version=0.0.4');
     case '/om':
       return send(200, OPENMETRICS_TEXT, 'application/openmetrics-text; version=1.0.0');
+    case '/bad-lines': // over 100,000 unreadable lines: one error each, and one good sample
+      return send(200, `# TYPE ok gauge\nok 1\n${'a b c\n'.repeat(130_000)}`);
     case '/html':
       return send(200, '<html><body>not metrics</body></html>\n', 'text/html');
     default:

@@ -94,6 +94,9 @@ test('URLs outside the allow-list are refused before any request is made', async
   const secretHeaders = await probe(`${t.base}/public/ok`, 'secret');
   assert.equal(secretHeaders.status, 403, 'a module with headers (credentials) is not lent to caller-chosen URLs');
   assert.match(secretHeaders.body, /module secret sends configured headers/);
+  const lent = await probe('ok', 'secret');
+  assert.equal(lent.status, 403, 'nor to a configured target that does not use it');
+  assert.match(lent.body, /module secret sends configured headers or a body, so it only polls the targets configured with it, not ok: set module: secret on that target in the config/);
   assert.equal(secretHits, 0);
   assert.equal(t.hits.get('/ok') ?? 0, okHits);
 });

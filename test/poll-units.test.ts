@@ -11,6 +11,9 @@ import { handleProbe } from '../src/poll/endpoint';
 import { createLimiter, createScheduler } from '../src/poll/scheduler';
 import { jitterOf } from '../src/poll/service';
 import { compileSelector, select } from '../src/poll/selector';
+import * as log from '../src/log';
+import { get } from './helpers';
+import { startPoller, startTargets } from './poll-helpers';
 
 test('selectors: fields, quoted keys, indexes, wildcards and @key', () => {
   const doc = { a: { 'b c': [10, 20, 30] }, list: [{ n: 1 }, { n: 2 }], map: { x: { n: 3 }, y: { n: 4 } } };
@@ -131,9 +134,45 @@ test('the limiter counts what waits, and /probe answers 503 instead of queueing 
   }
 });
 
+test('/probe waits for a poll slot only until its deadline, then answers 503 in time', async () => {
+  const t = await startTargets();
+  // One slot, held by a target that answers after 2 s and is polled again at once.
+  const poller = await startPoller(`
+interval: 1s
+concurrency: 1
+targets:
+  - { name: slow, url: "${t.base}/slow", timeout: 5s }
+  - { name: ok, url: "${t.base}/ok", interval: 1h }
+`);
+  try {
+    await new Promise((r) => setTimeout(r, 1200)); // the first poll of ok is done; slow holds the slot
+    const started = Date.now();
+    const res = await get(`${poller.url}/probe?target=ok`, { headers: { 'X-Prometheus-Scrape-Timeout-Seconds': '1' } });
+    const ms = Date.now() - started;
+    assert.equal(res.status, 503, res.body);
+    assert.match(res.body, /no poll slot came free within 500 ms \(all 1 were busy\): raise concurrency: in the config, or probe less often/);
+    assert.ok(ms < 1000, `answered after ${ms} ms, within the scraper's 1 s`);
+  } finally {
+    await poller.stop();
+    await t.close();
+  }
+});
+
 test('jitter defaults to a tenth of each target\'s own interval, and never exceeds it', () => {
   const unset = parseConfig('interval: 5m\ntargets:\n  - { name: fast, url: "http://h/", interval: 10s }\n  - { name: slow, url: "http://h/" }\n');
   assert.deepEqual(unset.targets.map((t) => jitterOf(unset, t)), [1000, 30_000]);
   const set = parseConfig('interval: 5m\njitter: 1m\ntargets:\n  - { name: fast, url: "http://h/", interval: 10s }\n  - { name: slow, url: "http://h/" }\n');
   assert.deepEqual(set.targets.map((t) => jitterOf(set, t)), [10_000, 60_000]);
+});
+
+test('a log line stays one line of text whatever a target sent: control bytes are escaped', () => {
+  const written: string[] = [];
+  const write = process.stderr.write;
+  process.stderr.write = ((chunk: string) => (written.push(chunk), true)) as typeof process.stderr.write;
+  try {
+    log.warn('body starts "\u0000\u001b[31m\r\nx"');
+  } finally {
+    process.stderr.write = write;
+  }
+  assert.deepEqual(written, ['promotel warn: body starts "\\x00\\x1b[31m x"\n']);
 });

@@ -116,7 +116,22 @@ const MODULE_KEYS = ['format', 'method', 'headers', 'body', 'valid_status_codes'
 const TARGET_KEYS = ['name', 'url', 'module', 'job', 'labels', 'interval', 'timeout'];
 const TOP_KEYS = ['interval', 'timeout', 'jitter', 'concurrency', 'allow', 'modules', 'targets'];
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+// Labels promotel sets itself (target, job; the scope's on every series; le and quantile on buckets and quantiles).
+const TAKEN_LABELS = new Set(['target', 'job', 'otel_scope_name', 'otel_scope_version', 'le', 'quantile']);
+
+/** Why `k` cannot be a configured label name, or undefined when it can. */
+function labelNameProblem(k: string): string | undefined {
+  if (!LABEL_NAME.test(k) || k.startsWith('__')) return 'is not a usable label name: use letters, digits and _, not starting with __';
+  if (TAKEN_LABELS.has(k)) return `is a label promotel sets itself: use another name (not ${[...TAKEN_LABELS].join(', ')})`;
+  return undefined;
+}
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+
+/** The key a DUPLICATE_KEY error points at: the text from its offset up to the colon. */
+function duplicateKey(text: string, offset: number): string | undefined {
+  const key = /^\s*("[^"]*"|'[^']*'|[^:\n]+?)\s*:/.exec(text.slice(offset))?.[1];
+  return key?.replace(/^["']|["']$/g, '');
+}
 
 export function parseConfig(text: string, file = '<config>', flags: Flags = {}): PollConfig {
   const lc = new LineCounter();
@@ -124,7 +139,9 @@ export function parseConfig(text: string, file = '<config>', flags: Flags = {}):
   const ctx: Ctx = { file, lc, problems: [] };
   for (const e of doc.errors) {
     const line = e.linePos?.[0].line ?? 1;
-    ctx.problems.push(`${file}:${line}: YAML syntax: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`);
+    const message = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+    const key = e.code === 'DUPLICATE_KEY' ? duplicateKey(text, e.pos[0]) : undefined;
+    ctx.problems.push(`${file}:${line}: YAML syntax: ${key !== undefined ? `${key} is given twice in one map: keep one of them` : message}`);
   }
   // A duplicate key leaves a readable document (the last value wins): go on, so that one run lists every problem.
   if (doc.errors.some((e) => e.code !== 'DUPLICATE_KEY')) throw new ConfigError(ctx.problems);
@@ -261,7 +278,9 @@ function readModule(ctx: Ctx, node: Node, name: string): Module {
     if (mod.format !== 'json') fail(ctx, metrics, `${f}.metrics`, 'is only read with format: json: add format: json or remove metrics');
     for (const [i, item] of seq(ctx, metrics, `${f}.metrics`)) {
       const jm = readJsonMetric(ctx, item, `${f}.metrics[${i}]`);
-      if (jm) mod.metrics.push(jm);
+      // Two metrics of one name would be two families of one name in the output.
+      if (jm && mod.metrics.some((other) => other.name === jm.name)) fail(ctx, item, `${f}.metrics[${i}].name`, `${JSON.stringify(jm.name)} is used by an earlier metric of this module: give each metric its own name, and tell series apart with labels`);
+      else if (jm) mod.metrics.push(jm);
     }
   }
   if (mod.format === 'json' && (!metrics || (isSeq(metrics) && metrics.items.length === 0))) fail(ctx, node, `${f}.metrics`, 'is empty: a json module needs at least one metric (name, value selector)');
@@ -296,8 +315,9 @@ function readJsonMetric(ctx: Ctx, node: Node, f: string): JsonMetric | undefined
   if (!m.has('value')) fail(ctx, node, `${f}.value`, 'is missing: give a selector such as $.requests or, with each, $.count');
   const labels: Array<[string, Selector]> = [];
   for (const [k, v] of (m.has('labels') && entries(ctx, m.get('labels')!, `${f}.labels`, undefined)) || []) {
-    if (!LABEL_NAME.test(k) || k.startsWith('__') || k === 'target' || k === 'job') {
-      fail(ctx, keyOf(v) ?? v, `${f}.labels.${k}`, 'is not a usable label name: use letters, digits and _, not starting with __, and not target or job (promotel sets those)');
+    const problem = labelNameProblem(k);
+    if (problem) {
+      fail(ctx, keyOf(v) ?? v, `${f}.labels.${k}`, problem);
       continue;
     }
     const s = str(ctx, v, `${f}.labels.${k}`);
@@ -336,7 +356,8 @@ function readTarget(ctx: Ctx, node: Node, f: string, config: PollConfig): Target
   const job = m.has('job') ? str(ctx, m.get('job')!, `${f}.job`) : name;
   const labels: Record<string, string> = {};
   for (const [k, v] of (m.has('labels') && entries(ctx, m.get('labels')!, `${f}.labels`, undefined)) || []) {
-    if (!LABEL_NAME.test(k) || k.startsWith('__') || k === 'target' || k === 'job') fail(ctx, keyOf(v) ?? v, `${f}.labels.${k}`, 'is not a usable label name: use letters, digits and _, not starting with __, and not target or job (promotel sets those)');
+    const problem = labelNameProblem(k);
+    if (problem) fail(ctx, keyOf(v) ?? v, `${f}.labels.${k}`, problem);
     else {
       const s = str(ctx, v, `${f}.labels.${k}`);
       if (s !== undefined) labels[k] = s;
@@ -346,8 +367,9 @@ function readTarget(ctx: Ctx, node: Node, f: string, config: PollConfig): Target
   const modTimeout = config.modules.get(module)?.timeoutMs;
   let timeoutMs = m.has('timeout') ? duration(ctx, m.get('timeout')!, `${f}.timeout`, config.timeoutMs) : modTimeout ?? config.timeoutMs;
   if (timeoutMs === 0) {
-    fail(ctx, m.get('timeout')!, `${f}.timeout`, 'must be above 0');
-    timeoutMs = config.timeoutMs;
+    // A 0 inherited from the top level or the module was reported there.
+    if (m.has('timeout')) fail(ctx, m.get('timeout')!, `${f}.timeout`, 'must be above 0: give a duration such as 5s');
+    timeoutMs = DEFAULT_TIMEOUT_MS;
   }
   if (name === undefined || url === undefined || job === undefined) return undefined;
   return { name, url, module, job, labels, intervalMs, timeoutMs };

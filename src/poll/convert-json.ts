@@ -67,7 +67,7 @@ export function convertJson(
       if (!complete) continue;
       const key = JSON.stringify(labels);
       if (keys.has(key)) {
-        errors.push({ reason: 'duplicate_series', message: `${metric.name}: two elements give the labels ${key}; add a label that tells them apart (such as @key); the last value is kept` });
+        errors.push({ reason: 'duplicate_series', message: `${metric.name}: two elements give the labels ${key}; add a label that tells them apart (such as @key)` });
         series[keys.get(key)!] = { labels: Object.assign(labels, extra), value };
         continue;
       }

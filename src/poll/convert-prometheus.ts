@@ -9,6 +9,7 @@
 import type { Histogram } from '@opentelemetry/sdk-metrics';
 import type { SummaryValue } from '../exposition/serialize';
 import type { ConvertError, Family, Series } from './families';
+import { pace, type Pace } from './pace';
 
 interface Sample {
   name: string;
@@ -35,28 +36,34 @@ const SUFFIXES: Record<string, string[]> = {
 const RESERVED = new Set(['target', 'job', 'otel_scope_name', 'otel_scope_version']);
 
 /** Parses the body; `types` remembers each family's type between polls of one target, to report changes. */
-export function convertPrometheus(body: string, extra: Record<string, string>, types: Map<string, string>): { families: Family[]; errors: ConvertError[]; samples: number } {
+export async function convertPrometheus(body: string, extra: Record<string, string>, types: Map<string, string>): Promise<{ families: Family[]; errors: ConvertError[]; samples: number }> {
   const errors: ConvertError[] = [];
-  const parsed = parse(body, errors);
+  const pacer = pace();
+  const parsed = await parse(body, errors, pacer);
   const families: Family[] = [];
   let samples = 0;
-  // Against the previous poll only: families that went away are forgotten.
+  // Against the previous poll only: families that went away are forgotten. The
+  // memory is replaced at the end, in one step: a /probe of the same target may
+  // be converting at the same time.
   const previous = new Map(types);
-  types.clear();
+  const seen = new Map<string, string>();
   for (const p of parsed.values()) {
     if (p.samples.length === 0) continue;
     samples += p.samples.length;
     const before = previous.get(p.name);
     if (before !== undefined && before !== p.type) errors.push({ reason: 'type_changed', message: `family ${p.name} changed type from ${before} to ${p.type}` });
-    types.set(p.name, p.type);
+    seen.set(p.name, p.type);
     if (p.name === 'target_info' || p.name === 'target') continue; // the target's resource; ours is served instead
     if (OWN.test(p.name)) {
       // Same names and labels as promotel's own series of this target: a target could fake its health.
-      errors.push({ reason: 'reserved_name', message: `family ${p.name} has the name of a promotel metric and is left out` });
+      errors.push({ reason: 'reserved_name', message: `family ${p.name} has the name of a promotel metric` });
       continue;
     }
-    families.push(...dedupe(toFamilies(p, extra, errors), errors));
+    p.samples = await unique(p.samples, errors, pacer);
+    for (const f of await toFamilies(p, extra, errors, pacer)) families.push(f);
   }
+  types.clear();
+  for (const [name, type] of seen) types.set(name, type);
   return { families, errors, samples };
 }
 
@@ -76,21 +83,25 @@ function relabel(labels: Record<string, string>, extra: Record<string, string>):
   return Object.assign(out, extra);
 }
 
-/** A series given twice (the same name and labels) is invalid in the output: the last one wins, and it is counted. */
-function dedupe(families: Family[], errors: ConvertError[]): Family[] {
-  for (const f of families) {
-    const seen = new Map<string, number>();
-    f.series.forEach((s, i) => {
-      const key = labelKey(s.labels);
-      if (seen.has(key)) errors.push({ reason: 'duplicate_series', message: `${f.name}${key} appears more than once; the last value is kept` });
-      seen.set(key, i);
-    });
-    if (seen.size < f.series.length) f.series = [...seen.values()].sort((a, b) => a - b).map((i) => f.series[i]!);
+/**
+ * A sample given twice (the same name and labels: a counter's value, a
+ * histogram's bucket, a summary's quantile) would be a duplicate series in the
+ * output: the last one wins, and it is counted.
+ */
+async function unique(samples: Sample[], errors: ConvertError[], pacer: Pace): Promise<Sample[]> {
+  const seen = new Map<string, number>();
+  for (let i = 0; i < samples.length; i++) {
+    if (pacer.due()) await pacer.yield();
+    const s = samples[i]!;
+    const key = `${s.name}${labelKey(s.labels)}`;
+    if (seen.has(key)) errors.push({ reason: 'duplicate_series', message: `${s.name}${JSON.stringify(s.labels)} appears more than once` });
+    seen.set(key, i);
   }
-  return families;
+  if (seen.size === samples.length) return samples;
+  return [...seen.values()].sort((a, b) => a - b).map((i) => samples[i]!);
 }
 
-function toFamilies(p: Parsed, extra: Record<string, string>, errors: ConvertError[]): Family[] {
+async function toFamilies(p: Parsed, extra: Record<string, string>, errors: ConvertError[], pacer: Pace): Promise<Family[]> {
   // A counter of text 0.0.4 may be named without _total; re-exposed as a counter it would gain
   // the suffix and break queries, so it stays a gauge of its own name.
   const isCounter = p.type === 'counter' && p.samples.every((s) => s.name.endsWith('_total') || s.name.endsWith('_created'));
@@ -98,6 +109,7 @@ function toFamilies(p: Parsed, extra: Record<string, string>, errors: ConvertErr
     const base = p.name.replace(/_total$/, '');
     const series = new Map<string, Series>();
     for (const s of p.samples) {
+      if (pacer.due()) await pacer.yield();
       const key = labelKey(s.labels);
       const entry = series.get(key) ?? { labels: relabel(s.labels, extra), value: 0 };
       if (s.name.endsWith('_created')) entry.created = s.value;
@@ -106,11 +118,12 @@ function toFamilies(p: Parsed, extra: Record<string, string>, errors: ConvertErr
     }
     return [{ name: base, kind: 'counter', help: p.help, unit: '', series: [...series.values()] }];
   }
-  if (p.type === 'histogram') return [histogram(p, extra, errors)];
-  if (p.type === 'summary') return [summary(p, extra, errors)];
+  if (p.type === 'histogram') return [await histogram(p, extra, errors, pacer)];
+  if (p.type === 'summary') return [await summary(p, extra, errors, pacer)];
   // Everything else: one gauge family per sample name.
   const byName = new Map<string, Family>();
   for (const s of p.samples) {
+    if (pacer.due()) await pacer.yield();
     let f = byName.get(s.name);
     if (!f) byName.set(s.name, (f = { name: s.name, kind: 'gauge', help: p.help, unit: '', series: [] }));
     f.series.push({ labels: relabel(s.labels, extra), value: s.value });
@@ -118,9 +131,10 @@ function toFamilies(p: Parsed, extra: Record<string, string>, errors: ConvertErr
   return [...byName.values()];
 }
 
-function histogram(p: Parsed, extra: Record<string, string>, errors: ConvertError[]): Family {
+async function histogram(p: Parsed, extra: Record<string, string>, errors: ConvertError[], pacer: Pace): Promise<Family> {
   const groups = new Map<string, { labels: Record<string, string>; buckets: Array<[number, number]>; count?: number; sum?: number; created?: number }>();
   for (const s of p.samples) {
+    if (pacer.due()) await pacer.yield();
     const { le, ...labels } = s.labels;
     const key = labelKey(labels);
     let g = groups.get(key);
@@ -156,9 +170,10 @@ function histogram(p: Parsed, extra: Record<string, string>, errors: ConvertErro
   return { name: p.name, kind: 'histogram', help: p.help, unit: '', series };
 }
 
-function summary(p: Parsed, extra: Record<string, string>, errors: ConvertError[]): Family {
+async function summary(p: Parsed, extra: Record<string, string>, errors: ConvertError[], pacer: Pace): Promise<Family> {
   const groups = new Map<string, { labels: Record<string, string>; value: SummaryValue; created?: number }>();
   for (const s of p.samples) {
+    if (pacer.due()) await pacer.yield();
     const { quantile, ...labels } = s.labels;
     const key = labelKey(labels);
     let g = groups.get(key);
@@ -182,12 +197,20 @@ function summary(p: Parsed, extra: Record<string, string>, errors: ConvertError[
   return { name: p.name, kind: 'summary', help: p.help, unit: '', series };
 }
 
+/** The same for the same label set in any order; length-prefixed, so no value can forge another's key. */
 function labelKey(labels: Record<string, string>): string {
-  return JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const names = Object.keys(labels);
+  if (names.length > 1) names.sort();
+  let key = '';
+  for (const n of names) {
+    const v = labels[n]!;
+    key += `${n.length}:${n}${v.length}:${v}`;
+  }
+  return key;
 }
 
 /** Lines to families. A line that cannot be read is reported and skipped; the rest still count. */
-export function parse(body: string, errors: ConvertError[]): Map<string, Parsed> {
+export async function parse(body: string, errors: ConvertError[], pacer: Pace): Promise<Map<string, Parsed>> {
   const families = new Map<string, Parsed>();
   const typed = new Map<string, string>();
   const family = (name: string): Parsed => {
@@ -197,6 +220,7 @@ export function parse(body: string, errors: ConvertError[]): Map<string, Parsed>
   };
   const lines = body.split('\n');
   for (let i = 0; i < lines.length; i++) {
+    if (pacer.due()) await pacer.yield();
     const line = lines[i]!.replace(/\r$/, '');
     if (line.trim() === '') continue;
     if (line.startsWith('#')) {
@@ -233,6 +257,8 @@ function familyOf(sample: string, typed: Map<string, string>): string {
 }
 
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*/;
+// Sticky: matches at lastIndex without slicing the line.
+const LABEL = /[a-zA-Z_][a-zA-Z0-9_]*/y;
 
 function parseSample(line: string): Sample | 'parse_error' | 'invalid_number' {
   const m = NAME.exec(line);
@@ -248,7 +274,8 @@ function parseSample(line: string): Sample | 'parse_error' | 'invalid_number' {
         i++;
         break;
       }
-      const l = /^[a-zA-Z_][a-zA-Z0-9_]*/.exec(line.slice(i));
+      LABEL.lastIndex = i;
+      const l = LABEL.exec(line);
       if (!l) return 'parse_error';
       i += l[0].length;
       while (line[i] === ' ') i++;
@@ -256,27 +283,31 @@ function parseSample(line: string): Sample | 'parse_error' | 'invalid_number' {
       i += 2;
       let value = '';
       for (;;) {
-        const c = line[i];
-        if (c === undefined) return 'parse_error';
-        if (c === '"') break;
-        if (c === '\\') {
-          const n = line[i + 1];
-          value += n === 'n' ? '\n' : n === '"' ? '"' : n === '\\' ? '\\' : `\\${n ?? ''}`;
-          i += 2;
-        } else {
-          value += c;
-          i++;
+        // Copy up to the next quote or backslash in one slice: most values have no escapes.
+        const quote = line.indexOf('"', i);
+        if (quote === -1) return 'parse_error';
+        const slash = line.indexOf('\\', i);
+        if (slash === -1 || slash > quote) {
+          value += line.slice(i, quote);
+          i = quote + 1;
+          break;
         }
+        const n = line[slash + 1];
+        value += line.slice(i, slash) + (n === 'n' ? '\n' : n === '"' ? '"' : n === '\\' ? '\\' : `\\${n ?? ''}`);
+        i = slash + 2;
       }
-      i++;
       labels[l[0]] = value;
     }
   }
   // value [timestamp] [# exemplar]
-  const rest = line.slice(i).split('#')[0]!.trim().split(/\s+/);
-  if (rest.length < 1 || rest.length > 2 || rest[0] === '' || !/^\s/.test(line.slice(i))) return 'parse_error';
-  const value = parseValue(rest[0]!);
-  if (Number.isNaN(value) && !/^[+-]?nan$/i.test(rest[0]!)) return 'invalid_number';
+  if (line[i] !== ' ' && line[i] !== '\t') return 'parse_error';
+  const hash = line.indexOf('#', i);
+  const rest = (hash === -1 ? line.slice(i) : line.slice(i, hash)).trim();
+  const gap = rest.search(/\s/);
+  const token = gap === -1 ? rest : rest.slice(0, gap);
+  if (token === '' || (gap !== -1 && /\s/.test(rest.slice(gap).trim()))) return 'parse_error';
+  const value = parseValue(token);
+  if (Number.isNaN(value) && !/^[+-]?nan$/i.test(token)) return 'invalid_number';
   return { name, labels, value };
 }
 

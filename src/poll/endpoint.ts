@@ -8,6 +8,7 @@
 // is made. Redirects obey the same rule (see poll.ts), and `module` only
 // names modules of the config, so it cannot carry a URL or options either.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import { serialize } from '../exposition/serialize';
 import { OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, wantsOpenMetrics } from '../server';
 import { matching, normalise } from './allow';
@@ -16,10 +17,18 @@ import { toScopeMetrics, type Family } from './families';
 
 export interface ProbeDeps {
   config(): PollConfig;
-  poll(target: Target, module: Module): Promise<Family[]>;
-  /** True when so many polls wait already that another /probe would only hold a connection open. */
+  /**
+   * Polls when a slot is free. `deadline` (performance.now() ms) bounds the
+   * wait for the slot and the probe together; past it, rejects with a
+   * SlotTimeout instead of polling.
+   */
+  poll(target: Target, module: Module, deadline: number): Promise<Family[]>;
+  /** True when so many /probe requests wait already that another would only hold a connection open. */
   busy(): boolean;
 }
+
+/** No poll slot came free before the /probe request's deadline. */
+export class SlotTimeout extends Error {}
 
 export function handleProbe(req: IncomingMessage, res: ServerResponse, deps: ProbeDeps): void {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -35,11 +44,13 @@ export function handleProbe(req: IncomingMessage, res: ServerResponse, deps: Pro
     res.setHeader('Retry-After', '1');
     return plain(res, 503, 'too many probes are waiting already: probe less often, or raise concurrency: in the config\n');
   }
-  // Finish before the scraper gives up, as blackbox_exporter does (half a second of margin).
+  // Finish before the scraper gives up, as blackbox_exporter does (half a second of margin),
+  // counting from now: the wait for a free poll slot is part of it.
   const header = Number(req.headers['x-prometheus-scrape-timeout-seconds']);
   if (Number.isFinite(header) && header > 0) target.timeoutMs = Math.max(100, Math.min(target.timeoutMs, header * 1000 - 500));
+  const deadline = performance.now() + target.timeoutMs;
   const openMetrics = wantsOpenMetrics(req.headers.accept);
-  deps.poll(target, module).then(
+  deps.poll(target, module, deadline).then(
     (families) => {
       const body = serialize({ resource: { attributes: {} } as never, scopeMetrics: [toScopeMetrics([families], () => undefined)] }, { openMetrics });
       res.statusCode = 200;
@@ -47,7 +58,11 @@ export function handleProbe(req: IncomingMessage, res: ServerResponse, deps: Pro
       res.setHeader('Content-Length', Buffer.byteLength(body));
       res.end(req.method === 'HEAD' ? undefined : body);
     },
-    (err: unknown) => plain(res, 500, `probe failed: ${err instanceof Error ? err.message : String(err)}\n`),
+    (err: unknown) => {
+      if (!(err instanceof SlotTimeout)) return plain(res, 500, `probe failed: ${err instanceof Error ? err.message : String(err)}\n`);
+      res.setHeader('Retry-After', '1');
+      plain(res, 503, `no poll slot came free within ${target.timeoutMs} ms (all ${deps.config().concurrency} were busy): raise concurrency: in the config, or probe less often\n`);
+    },
   );
 }
 
@@ -62,6 +77,9 @@ export function resolveTarget(config: PollConfig, name: string | null, moduleNam
   const named = config.targets.find((t) => t.name === name);
   if (named) {
     const module = config.modules.get(moduleName ?? named.module)!;
+    if (module.name !== named.module && sendsOwnRequest(module)) {
+      return { status: 403, message: `module ${module.name} sends configured headers or a body, so it only polls the targets configured with it, not ${named.name}: set module: ${module.name} on that target in the config` };
+    }
     return { target: { ...named, timeoutMs: moduleName && module.timeoutMs ? module.timeoutMs : named.timeoutMs }, module };
   }
   const url = normalise(name);
@@ -73,11 +91,15 @@ export function resolveTarget(config: PollConfig, name: string | null, moduleNam
     return { status: 403, message: `target ${JSON.stringify(name)} is not a configured target and no allow: pattern matches ${url.href}: add it to targets: or allow: in the config` };
   }
   const module = config.modules.get(moduleName ?? 'http')!;
-  if (Object.keys(module.headers).length > 0 || module.body !== undefined) {
-    // Its headers may carry credentials (Authorization) meant for its own targets, not for URLs a caller picks.
+  if (sendsOwnRequest(module)) {
     return { status: 403, message: `module ${module.name} sends configured headers or a body, so it only polls configured targets: add ${url.href} to targets:` };
   }
   return { target: { name: url.href, url: url.href, module: module.name, job: 'probe', labels: {}, intervalMs: 0, timeoutMs: module.timeoutMs ?? config.timeoutMs, adHoc: pattern.source }, module };
+}
+
+/** Its headers may carry credentials (Authorization) meant for its own targets, not for ones a caller picks. */
+function sendsOwnRequest(module: Module): boolean {
+  return Object.keys(module.headers).length > 0 || module.body !== undefined;
 }
 
 function plain(res: ServerResponse, status: number, body: string): void {

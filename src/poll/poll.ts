@@ -61,22 +61,28 @@ export async function pollTarget(target: Target, module: Module, ctx: PollContex
     });
     const extra = targetLabels(target);
     let converted: Family[] = [];
-    const errors: ConvertError[] = [];
+    let errors: ConvertError[] = [];
     if (result.success && result.body !== undefined) {
       // A one-off URL of /probe has no previous poll to compare with, and must not leave state behind.
       let types = target.adHoc !== undefined ? new Map<string, string>() : ctx.memory.get(target.name);
       if (!types) ctx.memory.set(target.name, (types = new Map()));
-      const text = result.body.toString('utf8');
-      if (module.format === 'json') {
-        const out = convertJson(text, module.metrics, extra, types);
-        converted = out.families;
-        errors.push(...out.errors);
-        if (out.failed) fail(result, 'invalid_json', out.failed);
-      } else if (module.format === 'prometheus') {
-        const out = convertPrometheus(text, extra, types);
-        converted = out.families;
-        errors.push(...out.errors);
-        if (out.samples === 0 && text.trim() !== '') fail(result, 'invalid_exposition', `none of the body is Prometheus text (${out.errors[0]?.message ?? 'no samples'})`);
+      try {
+        const text = result.body.toString('utf8');
+        if (module.format === 'json') {
+          const out = convertJson(text, module.metrics, extra, types);
+          converted = out.families;
+          errors = out.errors;
+          if (out.failed) fail(result, 'invalid_json', out.failed);
+        } else if (module.format === 'prometheus') {
+          const out = await convertPrometheus(text, extra, types);
+          converted = out.families;
+          errors = out.errors;
+          if (out.samples === 0 && text.trim() !== '') fail(result, 'invalid_exposition', `none of the body is Prometheus text (${out.errors[0]?.message ?? 'no samples'})`);
+        }
+      } catch (err) {
+        // A bug in a converter: the probe's own series still say the target failed, so its alerts fire.
+        [converted, errors] = [[], []];
+        fail(result, 'internal', `converting the answer failed (${log.describeError(err)}); please report this with the body`);
       }
     }
     if (!result.success) {
@@ -86,9 +92,17 @@ export async function pollTarget(target: Target, module: Module, ctx: PollContex
     }
     // A clean poll ends the episode: the next failure of this target is logged again.
     if (result.success && errors.length === 0) log.forgetWarnings(`poll:${self}:`);
+    // One count and one line per reason: a body can hold a hundred thousand bad values.
+    const byReason = new Map<string, { count: number; first: ConvertError }>();
     for (const e of errors) {
-      instruments.errors.add(1, { target: self, reason: e.reason });
-      log.warnOnce(`poll:${self}:${e.reason}`, `target ${target.name} (${target.url}): ${e.reason}: ${e.message}; the value is skipped and promotel_poll_errors_total{target="${self}",reason="${e.reason}"} counts it (logged once)`);
+      const seen = byReason.get(e.reason);
+      if (seen) seen.count++;
+      else byReason.set(e.reason, { count: 1, first: e });
+    }
+    for (const [reason, { count, first }] of byReason) {
+      instruments.errors.add(count, { target: self, reason });
+      const more = count > 1 ? ` (and ${count - 1} more like it)` : '';
+      log.warnOnce(`poll:${self}:${reason}`, `target ${target.name} (${target.url}): ${reason}: ${first.message}${more}; ${CONSEQUENCE[reason] ?? 'the value is skipped'}, and promotel_poll_errors_total{target="${self}",reason="${reason}"} counts it (logged once)`);
     }
     return [...probeFamilies(result, extra, target.url.startsWith('https:')), ...converted];
   } catch (err) {
@@ -101,6 +115,13 @@ export async function pollTarget(target: Target, module: Module, ctx: PollContex
     instruments.duration.record((performance.now() - started) / 1000, { target: self });
   }
 }
+
+/** What happens to the data a conversion problem is about, when it is not skipped. */
+const CONSEQUENCE: Record<string, string> = {
+  type_changed: 'the value is served as it is now',
+  duplicate_series: 'the last value is kept',
+  reserved_name: 'that family is left out',
+};
 
 function fail(result: ProbeResult & { message?: string }, reason: string, message: string): void {
   result.success = false;

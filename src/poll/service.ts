@@ -3,6 +3,7 @@
 // runtime and host metrics, the scheduled polls whose latest results a
 // MetricProducer serves on /metrics, and /probe on the same port.
 import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { Config } from '../config';
@@ -13,12 +14,14 @@ import * as log from '../log';
 import { resourceAttributes, VERSION } from '../resource';
 import { serveMetrics, type MetricsServer } from '../server';
 import type { Module, PollConfig, Target } from './config';
-import { handleProbe } from './endpoint';
+import { handleProbe, SlotTimeout } from './endpoint';
 import { toScopeMetrics, type Family } from './families';
 import { createInstruments, pollTarget, type PollContext } from './poll';
 import { createLimiter, createScheduler, type Job } from './scheduler';
 
 const MAX_QUEUED_PROBES = 100;
+// A /probe whose slot comes later than this before its deadline is answered 503 rather than run too short to mean anything.
+const MIN_PROBE_MS = 100;
 
 export interface Poller {
   listening: Promise<AddressInfo | undefined>;
@@ -65,6 +68,8 @@ export function startPoller(initial: PollConfig, options: ServiceOptions): Polle
   });
 
   const limiter = createLimiter(initial.concurrency);
+  // /probe requests waiting for a slot; scheduled polls wait in the same queue but do not count here.
+  let waitingProbes = 0;
   const scheduler = createScheduler(limiter);
   const jobs = new Map<string, string>(); // target name -> job key
   let previousTargets: string[] = [];
@@ -99,13 +104,34 @@ export function startPoller(initial: PollConfig, options: ServiceOptions): Polle
     if (options.hostMetrics || options.runtimeMetrics) guard('host metrics', () => enableHostMetrics(provider, { system: options.hostMetrics, process: options.runtimeMetrics }));
   }).unref();
 
-  const endpoint: MetricsServer = serveMetrics({ host: options.host, port: options.port, scrape: (om) => reader.scrape(om), portVariable: 'OTEL_EXPORTER_PROMETHEUS_PORT (or --port)' });
+  const endpoint: MetricsServer = serveMetrics({ host: options.host, port: options.port, scrape: (om) => reader.scrape(om), portVariable: 'OTEL_EXPORTER_PROMETHEUS_PORT (or --port)', consequence: 'promotel poll stops: it has nowhere to serve its metrics' });
   routeProbe(endpoint, (req, res) =>
     handleProbe(req, res, {
       config: () => ctx.config,
-      poll: (target: Target, module: Module) => limiter.run(() => pollTarget(target, module, ctx)),
+      poll: (target: Target, module: Module, deadline: number) =>
+        new Promise<Family[]>((resolve, reject) => {
+          waitingProbes++;
+          let waiting = true;
+          // Answer 503 in time rather than hold the scraper past its timeout while every slot is busy.
+          const timer = setTimeout(() => {
+            if (!waiting) return;
+            waiting = false;
+            waitingProbes--;
+            reject(new SlotTimeout());
+          }, Math.max(0, deadline - performance.now() - MIN_PROBE_MS));
+          timer.unref();
+          limiter
+            .run(() => {
+              if (!waiting) return Promise.resolve([]); // answered already: give the slot back at once
+              waiting = false;
+              waitingProbes--;
+              clearTimeout(timer);
+              return pollTarget({ ...target, timeoutMs: Math.min(target.timeoutMs, deadline - performance.now()) }, module, ctx);
+            })
+            .then(resolve, reject);
+        }),
       // A flood of /probe requests must not queue without bound nor starve the scheduled polls for long.
-      busy: () => limiter.queued >= MAX_QUEUED_PROBES,
+      busy: () => waitingProbes >= MAX_QUEUED_PROBES,
     }),
   );
 
