@@ -77,7 +77,9 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
     return sdk;
   };
   const standIn: ApiMeterProvider = { getMeter: (name, version, options) => load().meterProvider.getMeter(name, version, options) };
-  if (!metrics.setGlobalMeterProvider(standIn)) {
+  // Shutting down unregisters only a provider of ours, never another SDK's.
+  const registered = metrics.setGlobalMeterProvider(standIn);
+  if (!registered) {
     log.warn('a global MeterProvider was already registered before promotel, so metrics made with @opentelemetry/api go there, not to :' + config.port + ': load promotel first (--require/--import promotel/register) or drop the other SDK');
   }
   const stops: Array<() => void> = [];
@@ -200,7 +202,7 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
       await otlp?.stop();
       await endpoint?.close();
       await sdk?.meterProvider.shutdown().catch((err: unknown) => log.debug(`MeterProvider shutdown: ${log.describeError(err)}`));
-      metrics.disable();
+      if (registered) metrics.disable();
     },
   };
   current = agent;
@@ -230,10 +232,14 @@ function routeDiagnostics(config: Config): void {
     none: DiagLogLevel.NONE, error: DiagLogLevel.ERROR, warn: DiagLogLevel.WARN, info: DiagLogLevel.INFO,
     debug: DiagLogLevel.DEBUG, verbose: DiagLogLevel.VERBOSE, all: DiagLogLevel.ALL,
   };
-  const line = (args: unknown[]): string => args.map((a) => (typeof a === 'string' ? a : log.describeError(a))).join(' ');
+  // First lines only: the API passes stack traces as strings, and one problem is one line.
+  const line = (args: unknown[]): string => args.map((a) => (typeof a === 'string' ? a : log.describeError(a)).split('\n')[0]).join(' ');
+  // Another SDK registered first: for metrics, start() says so once with the fix; an async context
+  // manager registered by the app serves the Express route as well as ours would.
+  const duplicate = (a: unknown[]): boolean => a.some((x) => typeof x === 'string' && x.includes('Attempted duplicate registration of API'));
   diag.setLogger(
     {
-      error: (...a) => log.error(`OpenTelemetry: ${line(a)}`),
+      error: (...a) => (duplicate(a) ? log.debug(`OpenTelemetry: ${line(a)}`) : log.error(`OpenTelemetry: ${line(a)}`)),
       warn: (...a) => log.warn(`OpenTelemetry: ${line(a)}`),
       info: (...a) => log.info(`OpenTelemetry: ${line(a)}`),
       debug: (...a) => log.debug(`OpenTelemetry: ${line(a)}`),

@@ -5,7 +5,12 @@
 //
 // Workers push (every PROMOTEL_CLUSTER_PUSH_INTERVAL ms, on an unref'd timer)
 // rather than answer requests: a 'message' listener would hold the IPC
-// channel open and keep an idle worker alive. When a worker dies, its last
+// channel open and keep an idle worker alive. The pushes are `NODE_`-prefixed
+// messages, which Node routes to 'internalMessage' instead of 'message' (as
+// it does its own cluster traffic): the app's `worker.on('message')` and
+// `cluster.on('message')` listeners must never see our data, and one that
+// parses every message as JSON would crash on it. Node reserves the prefix
+// for itself; test/cluster.test.ts fails if that routing ever changes. When a worker dies, its last
 // counters and histograms are kept as "retired" totals, so sums never go
 // down, and its gauges are dropped, so nothing stale lingers.
 //
@@ -18,7 +23,7 @@ import { describeError, warnOnce } from './log';
 
 /** Set by a primary's agent and inherited by the workers it forks: they then report to it instead of serving. */
 export const PRIMARY_MARK = 'PROMOTEL_CLUSTER_PRIMARY';
-const MESSAGE = 'promotel:metrics';
+const MESSAGE = 'NODE_PROMOTEL_METRICS';
 
 const HISTOGRAM = 0;
 const GAUGE = 2;
@@ -26,11 +31,16 @@ const SUM = 3;
 
 export type Role = 'single' | 'worker' | 'orphan-worker';
 
+interface Worker {
+  id: number;
+  process: NodeJS.EventEmitter;
+}
+
 interface ClusterModule {
   isWorker: boolean;
   worker?: { id: number };
-  on(event: 'message', fn: (worker: { id: number }, message: unknown) => void): unknown;
-  on(event: 'exit', fn: (worker: { id: number }) => void): unknown;
+  workers?: Record<string, Worker | undefined>;
+  on(event: 'fork' | 'exit', fn: (worker: Worker) => void): unknown;
 }
 
 function cluster(): ClusterModule {
@@ -52,7 +62,7 @@ export function pushToPrimary(collect: () => Promise<ResourceMetrics>, intervalM
     busy = true;
     collect()
       .then((data) => {
-        process.send?.({ type: MESSAGE, scopeMetrics: data.scopeMetrics }, undefined, {}, () => {});
+        process.send?.({ cmd: MESSAGE, scopeMetrics: data.scopeMetrics }, undefined, {}, () => {});
       })
       .catch((err: unknown) => warnOnce(`cluster-push:${describeError(err)}`, `a cluster worker could not send its metrics to the primary: ${describeError(err)}; its data is missing from the scrape until it can`))
       .finally(() => (busy = false));
@@ -73,16 +83,23 @@ export function createAggregator(): { merge(own: ResourceMetrics): ResourceMetri
   const interned = new Map<string, Attributes>();
   const c = cluster();
 
-  const onMessage = (worker: { id: number }, message: unknown): void => {
-    const m = message as { type?: unknown; scopeMetrics?: unknown } | null;
-    if (m?.type === MESSAGE && Array.isArray(m.scopeMetrics)) live.set(worker.id, m.scopeMetrics as ScopeMetrics[]);
+  const listening = new Map<Worker, (message: unknown) => void>();
+  const listen = (worker: Worker): void => {
+    const onMessage = (message: unknown): void => {
+      const m = message as { cmd?: unknown; scopeMetrics?: unknown } | null;
+      if (m?.cmd === MESSAGE && Array.isArray(m.scopeMetrics)) live.set(worker.id, m.scopeMetrics as ScopeMetrics[]);
+    };
+    worker.process.on('internalMessage', onMessage);
+    listening.set(worker, onMessage);
   };
-  const onExit = (worker: { id: number }): void => {
+  const onExit = (worker: Worker): void => {
     const last = live.get(worker.id);
     live.delete(worker.id);
+    listening.delete(worker);
     if (last) addAll(retired, last, undefined, interned, true);
   };
-  c.on('message', onMessage);
+  for (const worker of Object.values(c.workers ?? {})) if (worker) listen(worker);
+  c.on('fork', listen);
   c.on('exit', onExit);
 
   return {
@@ -100,8 +117,10 @@ export function createAggregator(): { merge(own: ResourceMetrics): ResourceMetri
       return { resource: own.resource, scopeMetrics: toScopeMetrics(scopes) };
     },
     stop() {
-      (c as unknown as NodeJS.EventEmitter).off('message', onMessage);
+      (c as unknown as NodeJS.EventEmitter).off('fork', listen);
       (c as unknown as NodeJS.EventEmitter).off('exit', onExit);
+      for (const [worker, onMessage] of listening) worker.process.off('internalMessage', onMessage);
+      listening.clear();
     },
   };
 }

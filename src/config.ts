@@ -121,18 +121,21 @@ export function readConfig(env: Env = process.env): { config: Config; warnings: 
   const exporters = env.OTEL_METRICS_EXPORTER;
   if (exporters !== undefined && exporters.trim() !== '') {
     const chosen = new Set<MetricsExporter>();
+    const unknown: string[] = [];
     let none = false;
     for (const raw of exporters.split(',')) {
       const v = raw.trim().toLowerCase();
       if (v === 'prometheus') chosen.add('prometheus');
       else if (v === 'none') none = true;
       else if (v === 'otlp') chosen.add('otlp');
-      else if (v !== '') {
-        bad('OTEL_METRICS_EXPORTER', exporters, 'use prometheus, otlp, both separated by a comma, or none', 'prometheus');
-        chosen.add('prometheus');
-      }
+      else if (v !== '') unknown.push(raw.trim());
     }
+    // One warning for all the unknown names; the endpoint stays on, so that a typo never silences the metrics.
+    if (unknown.length > 0) chosen.add('prometheus');
     config.exporters = none && chosen.size === 0 ? [] : [...chosen];
+    if (unknown.length > 0) {
+      bad('OTEL_METRICS_EXPORTER', exporters, `${unknown.map((u) => JSON.stringify(u)).join(' and ')} ${unknown.length > 1 ? 'are not exporters' : 'is not an exporter'}: use prometheus, otlp, both separated by a comma, or none`, config.exporters.join(','));
+    }
   }
 
   config.httpMetrics = bool('PROMOTEL_HTTP_METRICS', DEFAULTS.httpMetrics);

@@ -2,10 +2,27 @@
 // `node --import promotel/register`. It may run twice (NODE_OPTIONS plus a
 // flag, or both loaders); it starts the agent once. Nothing here may throw:
 // a failing agent is a warning, never a failing application.
+//
+// It stays out of processes that are not the service, although NODE_OPTIONS
+// preloads it there too: a package manager or watcher that starts the app as
+// a child (`npm start` in a container) would otherwise take the port for as
+// long as it lives and leave the app without its endpoint; and a
+// worker_threads thread is not a process of its own, its process is measured
+// by the main thread.
+import { basename } from 'node:path';
+import { isMainThread } from 'node:worker_threads';
+
 const LOADED = Symbol.for('promotel.register');
 const state = globalThis as { [LOADED]?: boolean };
 
-if (!state[LOADED]) {
+// Entry scripts of npm, npx, yarn 1 and berry, pnpm, corepack (and its shims), nodemon.
+const LAUNCHER = /^(npm-cli|npx-cli|npm|npx|pnpm|pnpx|yarn|yarnpkg|yarn-[\d.]+|corepack|nodemon)\.(c|m)?js$/;
+
+export function isLauncher(script: string | undefined): boolean {
+  return script !== undefined && LAUNCHER.test(basename(script));
+}
+
+if (!state[LOADED] && isMainThread && !isLauncher(process.argv[1])) {
   state[LOADED] = true;
   // OTEL_SDK_DISABLED=true must load nothing, so it is read before any require.
   if (process.env.OTEL_SDK_DISABLED?.trim().toLowerCase() !== 'true') {
@@ -20,5 +37,3 @@ if (!state[LOADED]) {
     }
   }
 }
-
-export {};

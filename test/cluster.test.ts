@@ -64,6 +64,10 @@ test('3 workers behind one port: the scraped count is exactly N, and never goes 
     }, 10_000);
     // The dead worker's gauges are gone, its replacement's are there.
     assert.deepEqual(samplesOf(families, 'process_memory_usage_bytes').map((s) => s.labels.worker).sort(), ['1', '3', '4', 'primary']);
+    // The app's message listeners saw the app's own messages, and none of the agent's pushes (dozens by now).
+    const messages = app.stdout().split('\n').filter((l) => /message/.test(l));
+    assert.deepEqual(messages.filter((l) => !/\{"hello":\d\}$/.test(l)), []);
+    assert.equal(messages.length, 7, messages.join('\n'));
   } finally {
     app.kill();
   }

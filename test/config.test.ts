@@ -84,7 +84,12 @@ test('OTEL_METRICS_EXPORTER: prometheus, otlp, both, or none', () => {
   assert.deepEqual(both.warnings, []);
   const bad = readConfig({ OTEL_METRICS_EXPORTER: 'zipkin' });
   assert.deepEqual(bad.config.exporters, ['prometheus']);
-  assert.deepEqual(bad.warnings, ['OTEL_METRICS_EXPORTER="zipkin" is invalid: use prometheus, otlp, both separated by a comma, or none; using prometheus']);
+  assert.deepEqual(bad.warnings, ['OTEL_METRICS_EXPORTER="zipkin" is invalid: "zipkin" is not an exporter: use prometheus, otlp, both separated by a comma, or none; using prometheus']);
+  const two = readConfig({ OTEL_METRICS_EXPORTER: 'bogus,foo' });
+  assert.deepEqual(two.warnings, ['OTEL_METRICS_EXPORTER="bogus,foo" is invalid: "bogus" and "foo" are not exporters: use prometheus, otlp, both separated by a comma, or none; using prometheus'], 'one warning, not one per name');
+  const mixed = readConfig({ OTEL_METRICS_EXPORTER: 'otlp,bogus' });
+  assert.deepEqual(mixed.config.exporters, ['otlp', 'prometheus']);
+  assert.deepEqual(mixed.warnings, ['OTEL_METRICS_EXPORTER="otlp,bogus" is invalid: "bogus" is not an exporter: use prometheus, otlp, both separated by a comma, or none; using otlp,prometheus'], 'says what runs');
 });
 
 test('OTLP settings: protocol, interval and timeout, the *_METRICS_* variants winning', () => {

@@ -190,3 +190,18 @@ test('Express 5: a mount whose optional segment would swallow the route is the o
   assert.equal(await routeOf(express, app, '/docs/page?x=1'), '/docs/page');
   assert.equal(await routeOf(express, app, '/docs/en/page'), '/docs{/:lang}/page');
 });
+
+for (const [version, express] of VERSIONS) {
+  test(`${version}: a router mounted on a RegExp gets no label, never the first path it matched`, async () => {
+    const app = express();
+    const api = express.Router();
+    api.get('/users/:id', ok);
+    app.use(/^\/v\d+/, api);
+    const grouped = express.Router();
+    grouped.get('/profile', ok);
+    app.use(/^\/u\/(\d+)/, grouped);
+    for (const path of ['/v2/users/1', '/v1/users/2', '/v3/users/3', '/u/123/profile', '/u/456/profile']) {
+      assert.equal(await routeOf(express, app, path), undefined, path);
+    }
+  });
+}

@@ -2,7 +2,9 @@
 // child process with the agent preloaded and watches what the app does.
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import { join } from 'node:path';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { FIXTURES, REGISTER, ROOT, eventually, freePort, get, startApp } from './helpers';
 
@@ -171,4 +173,57 @@ test('NODE_OPTIONS="--require promotel/register" resolves the package by name', 
   } finally {
     app.kill();
   }
+});
+
+test('worker_threads inherit the preload, but only the main thread runs the agent: no second endpoint, no warnings', async () => {
+  const port = await freePort();
+  const app = startApp(join(FIXTURES, 'threads-app.js'), { env: { PORT: '0', OTEL_EXPORTER_PROMETHEUS_PORT: String(port), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' } });
+  try {
+    await app.waitFor(/threads done/);
+    const body = (await get(`http://127.0.0.1:${port}/metrics`)).body;
+    assert.match(body, /^http_server_request_duration_seconds_count\{[^}]*\} 2$/m, 'the threads\' requests reached the main thread\'s server');
+    assert.deepEqual(agentLines(app.stderr()), [], 'no thread tried to take the port');
+  } finally {
+    app.kill();
+  }
+});
+
+test('under `npm start` with NODE_OPTIONS, the app serves the endpoint, not npm', { timeout: 60_000 }, async () => {
+  const [appPort, metricsPort] = [await freePort(), await freePort()];
+  const dir = mkdtempSync(join(tmpdir(), 'promotel-npm-'));
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'npm-started-app', version: '1.0.0', private: true, scripts: { start: 'node server.js' } }));
+  // Ends by itself, so that nothing outlives the test even if npm does not pass the signal on.
+  writeFileSync(join(dir, 'server.js'), "const s = require('node:http').createServer((q, r) => r.end('ok')).listen(Number(process.env.PORT), '127.0.0.1', () => console.log('app listening ' + process.pid)); setTimeout(() => process.exit(0), 30000);\n");
+  const npmCli = join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js');
+  const npm = startApp(npmCli, {
+    preload: 'none',
+    cwd: dir,
+    args: ['start', '--silent', '--no-update-notifier'],
+    env: { NODE_OPTIONS: `--require ${REGISTER}`, PORT: String(appPort), OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' },
+  });
+  let appPid: number | undefined;
+  try {
+    appPid = Number((await npm.waitFor(/app listening \d+/, 30_000)).split(' ').pop());
+    assert.equal((await get(`http://127.0.0.1:${appPort}/`)).body, 'ok');
+    const body = await eventually(async () => {
+      const res = await get(`http://127.0.0.1:${metricsPort}/metrics`).catch(() => undefined);
+      return res?.body.includes('http_server_request_duration_seconds_count') ? res.body : undefined;
+    }, 10_000);
+    assert.match(body, new RegExp(`^target_info\\{[^}]*process_pid="${appPid}"`, 'm'), 'the endpoint is the app\'s');
+    assert.deepEqual(agentLines(npm.stderr()), []);
+  } finally {
+    npm.kill('SIGTERM');
+    if (appPid) process.kill(appPid, 'SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an app with its own MeterProvider: one warning line, and promotel.shutdown() leaves that provider registered', async () => {
+  const port = await freePort();
+  const app = startApp(join(FIXTURES, 'own-provider.js'), { preload: 'none', env: { PROMOTEL_ENTRY: join(ROOT, 'dist', 'src', 'index.js'), OTEL_EXPORTER_PROMETHEUS_PORT: String(port), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' } });
+  await app.exited;
+  assert.match(app.stdout(), /^still mine: true$/m);
+  assert.deepEqual(agentLines(app.stderr()), [
+    `promotel warn: a global MeterProvider was already registered before promotel, so metrics made with @opentelemetry/api go there, not to :${port}: load promotel first (--require/--import promotel/register) or drop the other SDK`,
+  ]);
 });

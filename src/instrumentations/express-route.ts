@@ -22,6 +22,8 @@ interface Layer {
   match(path: string): boolean | LayerMatch;
   path?: string;
   params?: Record<string, string>;
+  /** Express 4: the path compiled, or the RegExp the app mounted on as given. */
+  regexp?: RegExp;
 }
 
 interface LayerMatch {
@@ -171,6 +173,8 @@ function spellChain(chain: Layer[], path: string, consume: number, budget: { lef
     const matched = withoutTrailingSlash(m.path ?? '');
     // '' is a router mounted on '/': it consumes nothing.
     if (!rest.startsWith(matched)) return undefined;
+    // A RegExp mount (`app.use(/^\/v\d+/, api)`) has no template to spell: what it matched is the raw path.
+    if (m.pattern !== undefined && typeof m.pattern !== 'string') return undefined;
     const part = typeof m.pattern === 'string' ? withoutTrailingSlash(m.pattern) : templateOf(layer, matched, m.params ?? {}, budget);
     if (part === undefined) return undefined;
     template += part;
@@ -187,6 +191,9 @@ function spellChain(chain: Layer[], path: string, consume: number, budget: { lef
  * stand-in values. Undefined when a value spans segments (wildcards).
  */
 function templateOf(layer: Layer, matched: string, params: Record<string, string>, budget: { left: number }): string | undefined {
+  // Express 4 compiles a mount path into a RegExp ending in this lookahead; one that does not is the
+  // app's own RegExp, whose matched text is a raw path and whose groups are no template's parameters.
+  if (layer.regexp !== undefined && !layer.regexp.source.endsWith('(?=\\/|$)')) return undefined;
   const names = Object.keys(params);
   const segments = matched.split('/');
   const placed = placedBefore.get(layer)?.get(segments.length);

@@ -14,10 +14,15 @@ const NAMES = ['request', 'get'] as const;
 export function enableOnFirstRequest(enable: () => void): () => void {
   const modules = [require('node:http'), require('node:https')] as Array<typeof Http>;
   const originals: Array<[typeof Http, (typeof NAMES)[number], Fn]> = [];
+  // The stand-ins that were still in place, and so were swapped back for the originals before `enable` wrapped them.
+  const restored = new Set<Fn>();
   let done = false;
   const restore = (): void => {
     for (const [mod, name, fn] of originals) {
-      if ((mod[name] as unknown as { promotelStandIn?: true }).promotelStandIn) (mod as unknown as Record<string, Fn>)[name] = fn;
+      if ((mod[name] as unknown as { promotelStandIn?: true }).promotelStandIn) {
+        (mod as unknown as Record<string, Fn>)[name] = fn;
+        restored.add(fn);
+      }
     }
   };
   const run = (): void => {
@@ -33,8 +38,12 @@ export function enableOnFirstRequest(enable: () => void): () => void {
       originals.push([mod, name, original]);
       const standIn = function (this: unknown, ...args: unknown[]): unknown {
         run();
-        // Whatever `enable` put in place (the instrumented function) serves this call.
-        return ((mod as unknown as Record<string, Fn>)[name] as Fn).apply(this, args);
+        // Put back in time, the original was wrapped by `enable`: the instrumented function serves
+        // callers that kept the stand-in. If the app had wrapped the stand-in itself (nock, an OTel
+        // SDK set up in code), `enable` wrapped the app's wrapper, which calls this: going back to
+        // the module would loop forever, and the request is measured out there already.
+        const next = restored.has(original) ? ((mod as unknown as Record<string, Fn>)[name] as Fn) : original;
+        return next.apply(this, args);
       };
       (standIn as unknown as { promotelStandIn: true }).promotelStandIn = true;
       (mod as unknown as Record<string, Fn>)[name] = standIn;
