@@ -1,6 +1,7 @@
-// Host and process metrics from @opentelemetry/host-metrics. The system.*
-// groups are the host's; process.cpu and process.memory belong to the
-// runtime switch, because they describe this process.
+// Host and process metrics from @opentelemetry/host-metrics, but for the
+// network (see network.ts). The system.* groups are the host's; process.cpu
+// and process.memory belong to the runtime switch, because they describe this
+// process.
 //
 // Metric table:
 // | OTel name                   | type    | unit | attributes |
@@ -8,13 +9,12 @@
 // | system.cpu.utilization      | gauge   | 1    | system.cpu.state, system.cpu.logical_number |
 // | system.memory.usage         | gauge   | By   | system.memory.state |
 // | system.memory.utilization   | gauge   | 1    | system.memory.state |
-// | system.network.dropped      | counter | {packet} | system.device, network.io.direction |
-// | system.network.errors       | counter | {error}  | system.device, network.io.direction |
-// | system.network.io           | counter | By   | system.device, network.io.direction |
 // | process.cpu.time            | counter | s    | process.cpu.state |
 // | process.cpu.utilization     | gauge   | 1    | process.cpu.state |
 // | process.memory.usage        | gauge   | By   | |
 import type { MeterProvider } from '@opentelemetry/api';
+import { VERSION } from '../resource';
+import { enableNetworkMetrics } from './network';
 
 export const HOST_METRICS_SCOPE = '@opentelemetry/host-metrics';
 
@@ -25,9 +25,6 @@ const MISSING_UNITS: Record<string, string> = {
   'system.cpu.utilization': '1',
   'system.memory.usage': 'By',
   'system.memory.utilization': '1',
-  'system.network.dropped': '{packet}',
-  'system.network.errors': '{error}',
-  'system.network.io': 'By',
   'process.cpu.utilization': '1',
   'process.memory.usage': 'By',
 };
@@ -38,7 +35,11 @@ export const hostUnitOverrides: ReadonlyMap<string, string> = new Map(
 
 export function enableHostMetrics(meterProvider: MeterProvider, groups: { system: boolean; process: boolean }): void {
   const metricGroups: string[] = [];
-  if (groups.system) metricGroups.push('system.cpu', 'system.memory', 'system.network');
+  if (groups.system) {
+    metricGroups.push('system.cpu', 'system.memory');
+    // promotel's own meter, as for the runtime metrics it adds.
+    enableNetworkMetrics(meterProvider.getMeter('promotel', VERSION));
+  }
   if (groups.process) metricGroups.push('process.cpu', 'process.memory');
   if (metricGroups.length === 0) return;
   const { HostMetrics } = require('@opentelemetry/host-metrics') as typeof import('@opentelemetry/host-metrics');

@@ -1,0 +1,53 @@
+// Host metrics. The network counters are read from /proc/net/dev, not from
+// the child processes @opentelemetry/host-metrics would start on every scrape.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { defaultRouteInterfaces, parseNetDev } from '../src/instrumentations/network';
+import { FIXTURES, freePort, get, pythonParse, samplesOf, startApp } from './helpers';
+
+const NET_DEV = `Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:  123456     100    0    0    0     0          0         0   123456     100    0    0    0     0       0          0
+  eth0: 1379440689   55538    3    4    0     0          0         0 11962774   60921    5    6    0     0       0          0
+veth1a2b:    10       1    0    0    0     0          0         0       20       2    0    0    0     0       0          0
+`;
+const ROUTE = `Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
+eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0
+eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0
+veth1a2b\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0
+`;
+
+test('/proc/net/dev: bytes, errors and drops per interface and direction; the default route picks the interfaces', () => {
+  const eth0 = parseNetDev(NET_DEV).find((c) => c.device === 'eth0');
+  assert.deepEqual(eth0, { device: 'eth0', receive: { bytes: 1379440689, errors: 3, dropped: 4 }, transmit: { bytes: 11962774, errors: 5, dropped: 6 } });
+  assert.deepEqual(parseNetDev(NET_DEV).map((c) => c.device), ['lo', 'eth0', 'veth1a2b']);
+  assert.deepEqual([...defaultRouteInterfaces(ROUTE)], ['eth0']);
+  assert.deepEqual(parseNetDev('garbage\n\n  x: 1 2\n'), []);
+});
+
+test('scrapes start no child process, and the network counters are those of /proc/net/dev', async () => {
+  const [appPort, metricsPort] = [await freePort(), await freePort()];
+  const app = startApp(join(FIXTURES, 'spawn-counter.js'), { env: { PORT: String(appPort), OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' } });
+  try {
+    await app.waitFor(/listening/);
+    let families = pythonParse((await get(`http://127.0.0.1:${metricsPort}/metrics`)).body);
+    for (let i = 0; i < 2; i++) families = pythonParse((await get(`http://127.0.0.1:${metricsPort}/metrics`)).body);
+    assert.equal((await get(`http://127.0.0.1:${appPort}/spawns`)).body, '0\n', 'child processes started by the agent');
+    const routed = [...defaultRouteInterfaces(readFileSync('/proc/net/route', 'utf8'))];
+    const io = samplesOf(families, 'system_network_io_bytes_total');
+    assert.deepEqual([...new Set(io.map((s) => s.labels.system_device))].sort(), routed.sort());
+    // Counters only grow: the scrape's value lies between two reads of the file around it.
+    const after = parseNetDev(readFileSync('/proc/net/dev', 'utf8'));
+    for (const s of io) {
+      const now = after.find((c) => c.device === s.labels.system_device)!;
+      const direction = s.labels.network_io_direction as 'receive' | 'transmit';
+      assert.ok(s.value > 0 && s.value <= now[direction].bytes, `${s.labels.system_device} ${direction}: ${s.value}`);
+    }
+    assert.equal(samplesOf(families, 'system_network_errors_total').length, routed.length * 2);
+    assert.equal(app.stderr(), '');
+  } finally {
+    app.kill();
+  }
+});
