@@ -11,7 +11,7 @@ import { readConfig } from './config';
 import * as log from './log';
 import { isLogLevel } from './log';
 import { VERSION } from './resource';
-import { ConfigError, loadConfig, parseConfig, parseDuration, type Flags, type PollConfig } from './poll/config';
+import { ConfigError, loadConfig, parseConfig, durationProblem, parseDuration, type Flags, type PollConfig } from './poll/config';
 
 export const HELP = `Usage:
   promotel poll --config FILE [options]     poll the targets of FILE, serve metrics on :9000
@@ -83,8 +83,9 @@ export function main(argv: string[]): void {
   const dur = (name: 'interval' | 'timeout' | 'jitter'): number | undefined => {
     const raw = v[name];
     if (raw === undefined) return undefined;
-    const ms = parseDuration(/^\d+(\.\d+)?$/.test(raw) ? Number(raw) : raw);
-    if (ms === undefined) usage(`--${name} ${JSON.stringify(raw)} is not a duration: write it like 500ms, 15s or 1m`);
+    const value = /^\d+(\.\d+)?$/.test(raw) ? Number(raw) : raw;
+    const ms = parseDuration(value);
+    if (ms === undefined) usage(`--${name} ${JSON.stringify(raw)} ${durationProblem(value)}`);
     return ms;
   };
   flags.intervalMs = dur('interval');

@@ -87,6 +87,9 @@ test('--check names the line of a YAML syntax error, and a file that cannot be r
   const label = file('label.yaml', 'targets:\n  - name: a\n    url: http://x/\n    labels:\n      bad-name:\n        v\n');
   assert.equal(cli(['poll', '--check', label]).stderr, `${label}:5: targets[0].labels.bad-name: is not a usable label name: use letters, digits and _, not starting with __\n`);
   // A label the exposition sets itself would be repeated in the output, and Prometheus would refuse the whole scrape.
+  const many = file('many.yaml', 'modules:\n  j:\n    format: json\n    metrics:\n      - { name: depth, value: "$.queues[*].depth" }\ntargets: []\n');
+  assert.equal(cli(['poll', '--check', many]).stderr, `${many}:5: modules.j.metrics[0].value: "$.queues[*].depth" may reach several values: put the list part in each (each: $.queues[*], value: $.depth) and keep value to one field\n`);
+  assert.match(cli(['poll', '--target', 'http://x/', '--interval', '1000h']).stderr, /--interval "1000h" is longer than 596h, the longest a timer can wait: give a shorter duration/);
   const twiceMetric = file('twice-metric.yaml', 'modules:\n  j:\n    format: json\n    metrics:\n      - { name: app_up, value: $.a }\n      - { name: app_up, value: $.b }\ntargets: []\n');
   assert.equal(cli(['poll', '--check', twiceMetric]).stderr, `${twiceMetric}:6: modules.j.metrics[1].name: "app_up" is used by an earlier metric of this module: give each metric its own name, and tell series apart with labels\n`);
   const taken = file('taken.yaml', 'modules:\n  j: { format: json, metrics: [{ name: x, value: $.a, labels: { le: $.b } }] }\ntargets:\n  - { name: a, url: "http://x/", labels: { otel_scope_name: mine } }\n');

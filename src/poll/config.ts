@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
 import { bool, duration, entries, fail, int, keyOf, seq, str, type Ctx } from './yaml';
 
-export { parseDuration } from './yaml';
+export { durationProblem, parseDuration } from './yaml';
 import { compileSelector, type Selector } from './selector';
 import { compilePattern, type UrlPattern } from './allow';
 
@@ -313,6 +313,10 @@ function readJsonMetric(ctx: Ctx, node: Node, f: string): JsonMetric | undefined
   };
   const value = m.has('value') ? sel('value') : undefined;
   if (!m.has('value')) fail(ctx, node, `${f}.value`, 'is missing: give a selector such as $.requests or, with each, $.count');
+  // One value per series: a wildcard in value would silently keep the first of many.
+  else if (value?.steps.some((step) => step.kind === 'all')) {
+    fail(ctx, m.get('value')!, `${f}.value`, `${JSON.stringify(value.source)} may reach several values: put the list part in each (each: $.queues[*], value: $.depth) and keep value to one field`);
+  }
   const labels: Array<[string, Selector]> = [];
   for (const [k, v] of (m.has('labels') && entries(ctx, m.get('labels')!, `${f}.labels`, undefined)) || []) {
     const problem = labelNameProblem(k);

@@ -83,9 +83,13 @@ export function duration(ctx: Ctx, node: Node, field: string, fallback: number):
   const v = scalar(node);
   const ms = parseDuration(v);
   if (ms !== undefined) return ms;
-  if (parse(v) !== undefined) fail(ctx, node, field, `${JSON.stringify(v)} is longer than 596h, the longest a timer can wait: give a shorter duration`);
-  else fail(ctx, node, field, `${JSON.stringify(v ?? describe(node))} is not a duration: write it like 500ms, 15s, 1m or 1m30s`);
+  fail(ctx, node, field, `${JSON.stringify(v ?? describe(node))} ${durationProblem(v)}`);
   return fallback;
+}
+
+/** Why `v` is no usable duration (for a value parseDuration refused). */
+export function durationProblem(v: unknown): string {
+  return parse(v) !== undefined ? 'is longer than 596h, the longest a timer can wait: give a shorter duration' : 'is not a duration: write it like 500ms, 15s, 1m or 1m30s';
 }
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
