@@ -4,7 +4,7 @@
 // round; an instruction count does not depend on what the host's other tenants
 // do, so it shows a difference of 1% that wall clocks cannot.
 //
-//   node bench/instructions.mjs [--warm 3000] [--measured 20000] [--only promotel,...] [--functions] [--semi-space MB]
+//   node bench/instructions.mjs [--warm 3000] [--measured 20000] [--only promotel,...] [--functions] [--semi-space MB] [--cache-sim]
 //
 // Per peer, two servers start at once under valgrind: A gets `--warm`
 // requests, B gets `--warm` + `--measured`; both are stopped at the same
@@ -19,6 +19,9 @@
 // `--semi-space MB` fixes V8's young generation at that size for every peer:
 // by default V8 grows it after a burst of allocation such as loading an agent,
 // and the fewer scavenges that follow hide part of the agent's own work.
+// `--cache-sim` also simulates this machine's caches (a slower run) and
+// adds L1 instruction and data misses per request: whether the agent's extra
+// cost is its instructions, or cache lines it makes the server fetch again.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -27,13 +30,13 @@ import { join } from 'node:path';
 import { HELLO, PEERS, ROOT, option, serverEnv } from './peers.mjs';
 
 const CONCURRENCY = 8;
-const VALGRIND = ['--tool=cachegrind', '--cache-sim=no', '--smc-check=all-non-file'];
+const valgrindArgs = (cacheSim) => ['--tool=cachegrind', `--cache-sim=${cacheSim ? 'yes' : 'no'}`, '--smc-check=all-non-file'];
 
-function startUnderValgrind(peer, outFile, nodeFlags) {
+function startUnderValgrind(peer, outFile, nodeFlags, cacheSim) {
   return serverEnv(peer).then(
     (env) =>
       new Promise((resolve, reject) => {
-        const child = spawn('valgrind', [...VALGRIND, `--cachegrind-out-file=${outFile}`, process.execPath, ...nodeFlags, ...peer.args, HELLO], {
+        const child = spawn('valgrind', [...valgrindArgs(cacheSim), `--cachegrind-out-file=${outFile}`, process.execPath, ...nodeFlags, ...peer.args, HELLO], {
           cwd: ROOT,
           env,
           stdio: ['ignore', 'pipe', 'pipe'],
@@ -74,21 +77,24 @@ function drive(port, n) {
   }).finally(() => agent.destroy());
 }
 
-const instructionsOf = (stderr) => Number(/I\s+refs:\s+([\d,]+)/.exec(stderr)?.[1].replaceAll(',', '') ?? NaN);
+// cachegrind's summary on stderr: `I refs:`, and with the cache simulation `I1 misses:` and `D1 misses:`.
+const counter = (stderr, label) => Number(new RegExp(`${label}:\\s+([\\d,]+)`).exec(stderr)?.[1].replaceAll(',', '') ?? NaN);
 
 /** Instructions per request of one peer, and the cachegrind files of its two runs. */
-export async function measure(peer, { warm, measured, semiSpace }, dir) {
+export async function measure(peer, { warm, measured, semiSpace, cacheSim }, dir) {
   const nodeFlags = semiSpace ? [`--min-semi-space-size=${semiSpace}`, `--max-semi-space-size=${semiSpace}`] : [];
   const files = [join(dir, `${PEERS.indexOf(peer)}.a.out`), join(dir, `${PEERS.indexOf(peer)}.b.out`)];
-  const [a, b] = await Promise.all(files.map((f) => startUnderValgrind(peer, f, nodeFlags)));
+  const [a, b] = await Promise.all(files.map((f) => startUnderValgrind(peer, f, nodeFlags, cacheSim)));
   try {
     await Promise.all([drive(a.port, warm), drive(b.port, warm + measured)]);
   } finally {
     a.child.kill('SIGTERM');
     b.child.kill('SIGTERM');
   }
-  const [ia, ib] = (await Promise.all([a.exited, b.exited])).map(instructionsOf);
-  return { perRequest: (ib - ia) / measured, a: ia, b: ib, files };
+  const [sa, sb] = await Promise.all([a.exited, b.exited]);
+  const perRequest = (label) => (counter(sb, label) - counter(sa, label)) / measured;
+  const [ia, ib] = [counter(sa, 'I\\s+refs'), counter(sb, 'I\\s+refs')];
+  return { perRequest: (ib - ia) / measured, a: ia, b: ib, files, ...(cacheSim && { i1Misses: perRequest('I1\\s+misses'), d1Misses: perRequest('D1\\s+misses') }) };
 }
 
 /** Instructions per function in a cachegrind output file. */
@@ -115,27 +121,33 @@ export function functionDiff(peerResult, bareResult, measured, top = 15) {
     .slice(0, top);
 }
 
-export async function instructionsBench({ warm, measured, semiSpace, only, functions, log = () => {} }) {
+export async function instructionsBench({ warm, measured, semiSpace, cacheSim, only, functions, log = () => {} }) {
   const peers = PEERS.filter((p, i) => i === 0 || !only || only.some((o) => p.name.startsWith(o)));
   const dir = mkdtempSync(join(os.tmpdir(), 'promotel-instructions-'));
   const results = [];
   for (const peer of peers) {
-    const r = await measure(peer, { warm, measured, semiSpace }, dir);
+    const r = await measure(peer, { warm, measured, semiSpace, cacheSim }, dir);
     log(`  instructions ${peer.name}: ${r.perRequest.toFixed(0)} per request`);
     results.push({ name: peer.name, ...r });
   }
   const bare = results[0];
   for (const r of results) {
     r.ratio = r.perRequest / bare.perRequest;
+    if (cacheSim) [r.i1Ratio, r.d1Ratio] = [r.i1Misses / bare.i1Misses, r.d1Misses / bare.d1Misses];
     if (functions && r !== bare) r.functions = functionDiff(r, bare, measured);
   }
   return results;
 }
 
-export function instructionsTable(results, { warm, measured, semiSpace }) {
-  let md = `| peer | instructions per request (user space) | × bare |\n|---|---|---|\n`;
-  for (const r of results) md += `| ${r.name} | ${Math.round(r.perRequest)} | ${r.ratio.toFixed(3)} |\n`;
-  md += `\nvalgrind ${VALGRIND.join(' ')}; per peer, (instructions of a server after ${warm + measured} requests − one after ${warm}, both stopped at the same moment) ÷ ${measured}; ${CONCURRENCY} keep-alive connections${semiSpace ? `; node --min-semi-space-size=${semiSpace} --max-semi-space-size=${semiSpace} for every peer` : ''}.\n`;
+export function instructionsTable(results, { warm, measured, semiSpace, cacheSim }) {
+  let md = cacheSim
+    ? `| peer | instructions per request (user space) | × bare | L1i misses per request | × bare | L1d misses per request | × bare |\n|---|---|---|---|---|---|---|\n`
+    : `| peer | instructions per request (user space) | × bare |\n|---|---|---|\n`;
+  for (const r of results) {
+    md += `| ${r.name} | ${Math.round(r.perRequest)} | ${r.ratio.toFixed(3)} |`;
+    md += cacheSim ? ` ${Math.round(r.i1Misses)} | ${r.i1Ratio.toFixed(3)} | ${Math.round(r.d1Misses)} | ${r.d1Ratio.toFixed(3)} |\n` : '\n';
+  }
+  md += `\nvalgrind ${valgrindArgs(cacheSim).join(' ')}; per peer, (instructions of a server after ${warm + measured} requests − one after ${warm}, both stopped at the same moment) ÷ ${measured}; ${CONCURRENCY} keep-alive connections${semiSpace ? `; node --min-semi-space-size=${semiSpace} --max-semi-space-size=${semiSpace} for every peer` : ''}.\n`;
   for (const r of results.filter((x) => x.functions)) {
     md += `\n${r.name}, per request vs bare (instructions, function):\n\n${r.functions.map((f) => `    ${f.extra >= 0 ? '+' : ''}${f.extra.toFixed(0).padStart(6)}  ${f.fn.slice(0, 110)}`).join('\n')}\n`;
   }
@@ -143,7 +155,7 @@ export function instructionsTable(results, { warm, measured, semiSpace }) {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const params = { warm: Number(option('warm', '3000')), measured: Number(option('measured', '20000')), semiSpace: Number(option('semi-space', '0')) };
+  const params = { warm: Number(option('warm', '3000')), measured: Number(option('measured', '20000')), semiSpace: Number(option('semi-space', '0')), cacheSim: process.argv.includes('--cache-sim') };
   const results = await instructionsBench({
     ...params,
     only: option('only', undefined)?.split(','),
