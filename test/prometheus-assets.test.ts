@@ -113,6 +113,8 @@ test('a real Prometheus configured from prometheus/ scrapes the demo; every dash
   const appPort = await freePort();
   const metricsPort = await freePort();
   const app: App = startApp(DEMO, {
+    // A small young generation, so that the traffic below causes garbage collections and the GC panel has data.
+    execArgv: ['--max-semi-space-size=1'],
     env: { PORT: String(appPort), HOST: '127.0.0.1', INSTANCE: 'demo-1', OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1', OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort) },
   });
   cleanups.push(() => app.kill());
@@ -217,6 +219,9 @@ test('a real Prometheus configured from prometheus/ scrapes the demo; every dash
     );
     assert.equal(await scalar(`up{job="${job}"}`), 1);
   }
+
+  // rate() over the GC histogram needs two scrapes of it after the first collection.
+  await eventually(async () => ((await scalar('max(count_over_time(v8js_gc_duration_seconds_count{job="promotel"}[1m]))')) ?? 0) >= 2, 30_000, 250);
 
   // The recording rules evaluate without error on the agent's real series.
   await eventually(async () => (await scalar('job:http_server_request_errors:ratio_rate5m{job="promotel"}')) === 0, 15_000, 250);

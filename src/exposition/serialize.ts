@@ -11,6 +11,7 @@
 import type { Attributes, HrTime } from '@opentelemetry/api';
 import type { DataPoint, Histogram, MetricData, ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { familyName, type FamilyKind } from './names';
+import { LINE_SLACK, NL, Out } from './out';
 import { escapeHelp, escapeLabelValue, fastLabelBlock, foldedLabelBlock, formatNumber, labelBlock } from './text';
 
 export { escapeLabelValue, formatNumber, labelBlock } from './text';
@@ -94,82 +95,6 @@ const labelEntries = new WeakMap<Attributes, LabelEntry>();
 const leBytes = [new WeakMap<number[], Uint8Array[]>(), new WeakMap<number[], Uint8Array[]>()];
 // Each family's sample names, by base name: `_total{`, `_bucket{`, ...
 const sampleNames = new Map<string, Uint8Array>();
-
-const NL = 10;
-const SPACE = 32;
-const CLOSE = 125; // }
-// Room for what a line adds to its sample name and labels: `} `, a number (at most
-// 24 characters as formatNumber writes it), a bucket's `,le="..."} ` and the newline.
-const LINE_SLACK = 96;
-
-/** A growing output buffer. Callers ask for room before writing. */
-class Out {
-  buf: Buffer;
-  pos = 0;
-  constructor(size: number) {
-    this.buf = Buffer.allocUnsafe(size);
-  }
-  room(n: number): void {
-    if (this.pos + n > this.buf.length) this.grow(n);
-  }
-  private grow(n: number): void {
-    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
-    this.buf.copy(next, 0, 0, this.pos);
-    this.buf = next;
-  }
-  bytes(b: Uint8Array): void {
-    this.buf.set(b, this.pos);
-    this.pos += b.length;
-  }
-  /** Any text; asks for room itself. */
-  text(s: string): void {
-    this.room(s.length * 3);
-    this.pos += this.buf.write(s, this.pos, 'utf8');
-  }
-  /** `name{labels} value` and a newline (`name` ends with `{`); the caller asked for room. */
-  sample(name: Uint8Array, labels: Uint8Array, value: number): void {
-    this.bytes(name);
-    this.bytes(labels);
-    this.buf[this.pos++] = CLOSE;
-    this.buf[this.pos++] = SPACE;
-    this.num(value);
-    this.buf[this.pos++] = NL;
-  }
-  /** A `_created` line: as sample(), with the start time already formatted. */
-  created(name: Uint8Array, labels: Uint8Array, seconds: string): void {
-    this.bytes(name);
-    this.bytes(labels);
-    this.buf[this.pos++] = CLOSE;
-    this.buf[this.pos++] = SPACE;
-    this.ascii(seconds);
-    this.buf[this.pos++] = NL;
-  }
-  /** Short ASCII text (a formatted number). */
-  ascii(s: string): void {
-    const buf = this.buf;
-    let p = this.pos;
-    for (let i = 0; i < s.length; i++) buf[p++] = s.charCodeAt(i);
-    this.pos = p;
-  }
-  /** A value as formatNumber() would write it; small non-negative integers (counts) without making a string. */
-  num(v: number): void {
-    if (v >= 0 && v < 2147483648 && (v | 0) === v) this.uint(v);
-    else this.ascii(formatNumber(v));
-  }
-  uint(v: number): void {
-    let digits = 1;
-    for (let x = v; x >= 10; x = (x / 10) | 0) digits++;
-    const buf = this.buf;
-    const end = this.pos + digits;
-    let p = end;
-    let x = v;
-    do {
-      buf[--p] = 48 + (x % 10);
-      x = (x / 10) | 0;
-    } while (x > 0);
-    this.pos = end;
-  }
-}
 
 // Output sizes of the last scrapes, so that the buffer is usually allocated once at the right size.
 const lastSize = [64 * 1024, 64 * 1024];
