@@ -99,3 +99,19 @@ test('runs of _ in attribute names fold to one, so no label starts with the rese
   const parsed = valid(text, om);
   assert.deepEqual(labelsOf(parsed.text, 'u_total'), [{ a_b: '1', _z: '2', x_y: '3', otel_scope_name: 's', otel_scope_version: '1.0' }]);
 });
+
+test('meters that differ only by schema URL keep their series apart with otel_scope_schema_url', async () => {
+  const reader = new PullReader({ cardinalityLimit: 100 });
+  const provider = new MeterProvider({ readers: [reader] });
+  provider.getMeter('s', '1', { schemaUrl: 'https://opentelemetry.io/schemas/1.20.0' }).createCounter('c').add(1);
+  provider.getMeter('s', '1', { schemaUrl: 'https://opentelemetry.io/schemas/1.30.0' }).createCounter('c').add(2);
+  provider.getMeter('s', '1').createCounter('c').add(4);
+  const { resourceMetrics } = await reader.collect();
+  const text = serialize(resourceMetrics, { openMetrics: false });
+  const parsed = valid(text, serialize(resourceMetrics, { openMetrics: true }));
+  assert.deepEqual(
+    parsed.text.flatMap((f) => f.samples).filter((s) => s.name === 'c_total').map((s) => `${s.labels.otel_scope_schema_url ?? '-'} ${s.value}`).sort(),
+    ['- 4', 'https://opentelemetry.io/schemas/1.20.0 1', 'https://opentelemetry.io/schemas/1.30.0 2'],
+  );
+  await provider.shutdown();
+});

@@ -94,8 +94,8 @@ test('--check names the line of a YAML syntax error, and a file that cannot be r
   assert.equal(cli(['poll', '--check', twiceMetric]).stderr, `${twiceMetric}:6: modules.j.metrics[1].name: "app_up" is used by an earlier metric of this module: give each metric its own name, and tell series apart with labels\n`);
   const taken = file('taken.yaml', 'modules:\n  j: { format: json, metrics: [{ name: x, value: $.a, labels: { le: $.b } }] }\ntargets:\n  - { name: a, url: "http://x/", labels: { otel_scope_name: mine } }\n');
   assert.deepEqual(cli(['poll', '--check', taken]).stderr.trimEnd().split('\n'), [
-    `${taken}:2: modules.j.metrics[0].labels.le: is a label promotel sets itself: use another name (not target, job, otel_scope_name, otel_scope_version, le, quantile)`,
-    `${taken}:4: targets[0].labels.otel_scope_name: is a label promotel sets itself: use another name (not target, job, otel_scope_name, otel_scope_version, le, quantile)`,
+    `${taken}:2: modules.j.metrics[0].labels.le: is a label promotel sets itself: use another name (not target, job, otel_scope_name, otel_scope_version, otel_scope_schema_url, le, quantile)`,
+    `${taken}:4: targets[0].labels.otel_scope_name: is a label promotel sets itself: use another name (not target, job, otel_scope_name, otel_scope_version, otel_scope_schema_url, le, quantile)`,
   ]);
   const zero = file('zero.yaml', 'timeout: 0s\ntargets:\n  - { name: a, url: "http://x/" }\n  - { name: b, url: "http://y/" }\n');
   assert.deepEqual(cli(['poll', '--check', zero]).stderr.trimEnd().split('\n'), [`${zero}:1: timeout: must be above 0: give a duration such as 5s`], 'one problem, where it was written');

@@ -81,7 +81,7 @@ interface ScopeLabels {
  * and summary quantiles. A repeated label fails the whole scrape in
  * Prometheus, and promtool flags `le` and `quantile` on any other kind.
  */
-const RESERVED_LABELS: ReadonlySet<string> = new Set(['otel_scope_name', 'otel_scope_version', 'le', 'quantile']);
+const RESERVED_LABELS: ReadonlySet<string> = new Set(['otel_scope_name', 'otel_scope_version', 'otel_scope_schema_url', 'le', 'quantile']);
 const scopeLabelsCache = new Map<string, ScopeLabels>();
 
 /** The encoded label block of one attribute set in one scope: `k="v",...,otel_scope_name="..."`. */
@@ -115,6 +115,8 @@ export function serializeToBuffer(data: ResourceMetrics, options: SerializeOptio
   for (const { scope, metrics } of data.scopeMetrics) {
     let scopeText = `otel_scope_name="${escapeLabelValue(scope.name)}"`;
     if (scope.version) scopeText += `,otel_scope_version="${escapeLabelValue(scope.version)}"`;
+    // As the Go SDK and the Collector write it: meters that differ only by schema URL are two scopes, and their series must differ.
+    if (scope.schemaUrl) scopeText += `,otel_scope_schema_url="${escapeLabelValue(scope.schemaUrl)}"`;
     let scopeLabels = scopeLabelsCache.get(scopeText);
     if (scopeLabels === undefined) {
       if (scopeLabelsCache.size >= 10_000) scopeLabelsCache.clear();

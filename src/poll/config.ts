@@ -117,7 +117,7 @@ const TARGET_KEYS = ['name', 'url', 'module', 'job', 'labels', 'interval', 'time
 const TOP_KEYS = ['interval', 'timeout', 'jitter', 'concurrency', 'allow', 'modules', 'targets'];
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 // Labels promotel sets itself (target, job; the scope's on every series; le and quantile on buckets and quantiles).
-const TAKEN_LABELS = new Set(['target', 'job', 'otel_scope_name', 'otel_scope_version', 'le', 'quantile']);
+const TAKEN_LABELS = new Set(['target', 'job', 'otel_scope_name', 'otel_scope_version', 'otel_scope_schema_url', 'le', 'quantile']);
 
 /** Why `k` cannot be a configured label name, or undefined when it can. */
 function labelNameProblem(k: string): string | undefined {
