@@ -109,6 +109,7 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
   // the startup time; a script that ends at once never loads them.
   let stopped = false;
   stops.push(() => (stopped = true));
+  const role = clusterRole(env);
   setImmediate(() => {
     if (stopped) return;
     let meterProvider: MeterProvider;
@@ -121,16 +122,17 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
     if (config.runtimeMetrics) {
       guard('runtime metrics', 'PROMOTEL_RUNTIME_METRICS', () => stops.push(enableRuntimeMetrics(meterProvider, meter, config.eventLoopResolutionMs)));
     }
-    if (config.hostMetrics || config.runtimeMetrics) {
-      guard('host metrics', config.hostMetrics ? 'PROMOTEL_HOST_METRICS' : 'PROMOTEL_RUNTIME_METRICS', () =>
-        enableHostMetrics(meterProvider, { system: config.hostMetrics, process: config.runtimeMetrics }),
+    // The host is one machine: in a cluster the primary measures it, or the workers' counters would be summed.
+    const system = config.hostMetrics && role !== 'worker';
+    if (system || config.runtimeMetrics) {
+      guard('host metrics', system ? 'PROMOTEL_HOST_METRICS' : 'PROMOTEL_RUNTIME_METRICS', () =>
+        enableHostMetrics(meterProvider, { system, process: config.runtimeMetrics }),
       );
     }
   }).unref();
 
   let endpoint: MetricsServer | undefined;
   let otlp: ReturnType<typeof startOtlpPush> | undefined;
-  const role = clusterRole(env);
   if (config.exporters.length > 0 && role === 'worker') {
     // The primary serves and pushes for the whole cluster; this worker reports to it.
     guard('cluster reporting', 'OTEL_METRICS_EXPORTER', () => {

@@ -125,8 +125,9 @@ export function createAggregator(): { merge(own: ResourceMetrics): ResourceMetri
   };
 }
 
+// Name, version and schema URL: meters that differ in any of them are different scopes.
 function scopeKeyOf(s: ScopeMetrics['scope']): string {
-  return `${s.name}\u0000${s.version ?? ''}`;
+  return `${s.name}\u0000${s.version ?? ''}\u0000${s.schemaUrl ?? ''}`;
 }
 
 function addAll(into: Map<string, Map<string, Entry>>, scopeMetrics: ScopeMetrics[], worker: string | undefined, interned: Map<string, Attributes>, onlyCumulative: boolean): void {
@@ -196,9 +197,9 @@ function earlier(a: HrTime, b: HrTime): HrTime {
 function toScopeMetrics(scopes: Map<string, Map<string, Entry>>): ScopeMetrics[] {
   const out: ScopeMetrics[] = [];
   for (const [key, metrics] of scopes) {
-    const [name, version] = key.split('\u0000') as [string, string];
+    const [name, version, schemaUrl] = key.split('\u0000') as [string, string, string];
     out.push({
-      scope: version ? { name, version } : { name },
+      scope: { name, ...(version && { version }), ...(schemaUrl && { schemaUrl }) },
       metrics: [...metrics.values()].map((e) => ({ ...e.metric, dataPoints: [...e.points.values()] }) as MetricData),
     });
   }

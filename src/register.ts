@@ -16,7 +16,8 @@ const LOADED = Symbol.for('promotel.register');
 const state = globalThis as { [LOADED]?: boolean };
 
 // Entry scripts of npm, npx, yarn 1 and berry, pnpm, corepack (and its shims), nodemon.
-const LAUNCHER = /^(npm-cli|npx-cli|npm|npx|pnpm|pnpx|yarn|yarnpkg|yarn-[\d.]+|corepack|nodemon)\.(c|m)?js$/;
+// Run through their bin links (/usr/bin/npm, node_modules/.bin/nodemon) they have no extension.
+const LAUNCHER = /^(npm-cli|npx-cli|npm|npx|pnpm|pnpx|yarn|yarnpkg|yarn-[\d.]+|corepack|nodemon)(\.(c|m)?js)?$/;
 
 export function isLauncher(script: string | undefined): boolean {
   return script !== undefined && LAUNCHER.test(basename(script));

@@ -4,7 +4,9 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { parseNetDev } from '../src/instrumentations/network';
 import { FIXTURES, eventually, freePort, get, pythonParse, samplesOf, startApp, type Family } from './helpers';
 
 const APP = join(FIXTURES, 'cluster-app.js');
@@ -44,6 +46,13 @@ test('3 workers behind one port: the scraped count is exactly N, and never goes 
     const workers = samplesOf(families, 'process_memory_usage_bytes').map((s) => s.labels.worker).sort();
     assert.deepEqual(workers, ['1', '2', '3', 'primary']);
     assert.equal(samplesOf(families, 'http_server_active_requests').filter((s) => s.value !== 0).length, 0);
+    // The host is measured once, by the primary: its counters are not summed over the workers.
+    assert.deepEqual([...new Set(samplesOf(families, 'system_memory_usage_bytes').map((s) => s.labels.worker))], ['primary']);
+    const net = parseNetDev(readFileSync('/proc/net/dev', 'utf8'));
+    for (const s of samplesOf(families, 'system_network_io_bytes_total')) {
+      const now = net.find((c) => c.device === s.labels.system_device)!;
+      assert.ok(s.value <= now[s.labels.network_io_direction as 'receive' | 'transmit'].bytes, `${s.labels.system_device}: ${s.value} is more than the host's own count`);
+    }
     assert.equal(app.stderr(), '');
 
     const victim = /worker 2 pid (\d+) listening/.exec(app.stdout());

@@ -24,6 +24,12 @@ test('/proc/net/dev: bytes, errors and drops per interface and direction; the de
   assert.deepEqual(eth0, { device: 'eth0', receive: { bytes: 1379440689, errors: 3, dropped: 4 }, transmit: { bytes: 11962774, errors: 5, dropped: 6 } });
   assert.deepEqual(parseNetDev(NET_DEV).map((c) => c.device), ['lo', 'eth0', 'veth1a2b']);
   assert.deepEqual([...defaultRouteInterfaces(ROUTE)], ['eth0']);
+  const ROUTE6 = [
+    '00000000000000000000000000000000 00 00000000000000000000000000000000 00 fe800000000000000000000000000001 00000400 00000001 00000000 00000003     eth1',
+    '00000000000000000000000000000000 00 00000000000000000000000000000000 00 00000000000000000000000000000000 ffffffff 00000001 00000000 00200200       lo',
+    'fe800000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001 veth1a2b',
+  ].join('\n');
+  assert.deepEqual([...defaultRouteInterfaces('', ROUTE6)], ['eth1'], 'an IPv6-only default route; not the unreachable one on lo');
   assert.deepEqual(parseNetDev('garbage\n\n  x: 1 2\n'), []);
 });
 
@@ -35,7 +41,8 @@ test('scrapes start no child process, and the network counters are those of /pro
     let families = pythonParse((await get(`http://127.0.0.1:${metricsPort}/metrics`)).body);
     for (let i = 0; i < 2; i++) families = pythonParse((await get(`http://127.0.0.1:${metricsPort}/metrics`)).body);
     assert.equal((await get(`http://127.0.0.1:${appPort}/spawns`)).body, '0\n', 'child processes started by the agent');
-    const routed = [...defaultRouteInterfaces(readFileSync('/proc/net/route', 'utf8'))];
+    const read = (file: string): string => { try { return readFileSync(file, 'utf8'); } catch { return ''; } };
+    const routed = [...defaultRouteInterfaces(read('/proc/net/route'), read('/proc/net/ipv6_route'))];
     const io = samplesOf(families, 'system_network_io_bytes_total');
     assert.deepEqual([...new Set(io.map((s) => s.labels.system_device))].sort(), routed.sort());
     // Counters only grow: the scrape's value lies between two reads of the file around it.

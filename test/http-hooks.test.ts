@@ -161,19 +161,25 @@ test('fetch(): outgoing requests are measured with status, error.type, and the r
   }
 });
 
-test('an app that wraps http.request at start-up (nock, an SDK set up in code) is measured once per request, without recursion', async () => {
-  const [appPort, metricsPort] = [await freePort(), await freePort()];
-  const app = startApp(join(FIXTURES, 'wrapped-client-app.js'), {
-    env: { PORT: String(appPort), OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' },
+for (const [when, env, wrappers] of [
+  ['at start-up', {}, '2 0'],
+  ['later, around functions it kept from start-up', { WRAP_LATER: '1' }, '1 1'],
+] as const) {
+  test(`an app that wraps http.request ${when} (nock, an SDK set up in code) is measured once per request, without recursion`, async () => {
+    const [appPort, metricsPort] = [await freePort(), await freePort()];
+    const app = startApp(join(FIXTURES, 'wrapped-client-app.js'), {
+      env: { ...env, PORT: String(appPort), OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' },
+    });
+    try {
+      await app.waitFor(/done/);
+      // Each request went through the app's wrappers once. Wrapped at start-up, http.get's own is
+      // skipped: instrumentation-http, enabled after it, makes get call the (wrapped) request.
+      assert.match(app.stdout(), new RegExp(`^done ${wrappers}$`, 'm'));
+      const families = pythonParse((await get(`http://127.0.0.1:${metricsPort}/metrics`)).body);
+      assert.equal(sampleValue(families, 'http_client_request_duration_seconds_count', { http_response_status_code: '200' }), 2, 'two requests, each measured once');
+      assert.equal(app.stderr(), '');
+    } finally {
+      app.kill();
+    }
   });
-  try {
-    await app.waitFor(/done/);
-    // Each request went through the app's wrappers once (instrumentation-http's get calls request, so get's own is skipped).
-    assert.match(app.stdout(), /^done 2 0$/m);
-    const families = pythonParse((await get(`http://127.0.0.1:${metricsPort}/metrics`)).body);
-    assert.equal(sampleValue(families, 'http_client_request_duration_seconds_count', { http_response_status_code: '200' }), 2, 'two requests, each measured once');
-    assert.equal(app.stderr(), '');
-  } finally {
-    app.kill();
-  }
-});
+}

@@ -55,6 +55,11 @@ export const TRICKY_TEXT = [
   'h_bucket{le="+Inf"} 3',
   'h_count 3',
   'h_sum 1.5',
+  '# TYPE gh gaugehistogram',
+  'gh_bucket{le="0.5"} 3', // re-exposed as a gauge: its le stays le
+  'untyped_series{x__y="1",otel_scope_schema_url="s"} 1', // a valid label name stays; ours is moved aside
+  'm{job="a"} 1',
+  'm{exported_job="a"} 2', // the same series once the target's job moves to exported_job
   '# TYPE promotel_probe_success gauge',
   'promotel_probe_success 7', // a target faking its own health
   '',

@@ -150,7 +150,7 @@ targets:
     const res = await get(`${poller.url}/probe?target=ok`, { headers: { 'X-Prometheus-Scrape-Timeout-Seconds': '1' } });
     const ms = Date.now() - started;
     assert.equal(res.status, 503, res.body);
-    assert.match(res.body, /no poll slot came free within 500 ms \(all 1 were busy\): raise concurrency: in the config, or probe less often/);
+    assert.match(res.body, /no poll slot came free in time for a 500 ms probe \(all 1 were busy\): raise concurrency: in the config, or probe less often/);
     assert.ok(ms < 1000, `answered after ${ms} ms, within the scraper's 1 s`);
   } finally {
     await poller.stop();

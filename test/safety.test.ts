@@ -2,7 +2,7 @@
 // child process with the agent preloaded and watches what the app does.
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
@@ -194,8 +194,10 @@ test('under `npm start` with NODE_OPTIONS, the app serves the endpoint, not npm'
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'npm-started-app', version: '1.0.0', private: true, scripts: { start: 'node server.js' } }));
   // Ends by itself, so that nothing outlives the test even if npm does not pass the signal on.
   writeFileSync(join(dir, 'server.js'), "const s = require('node:http').createServer((q, r) => r.end('ok')).listen(Number(process.env.PORT), '127.0.0.1', () => console.log('app listening ' + process.pid)); setTimeout(() => process.exit(0), 30000);\n");
-  const npmCli = join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js');
-  const npm = startApp(npmCli, {
+  // Through npm's bin link, as a shell or a container's CMD runs it: then npm's own path has no .js.
+  const npmBin = join(dirname(process.execPath), 'npm');
+  assert.ok(existsSync(npmBin), `no npm beside node at ${npmBin}`);
+  const npm = startApp(npmBin, {
     preload: 'none',
     cwd: dir,
     args: ['start', '--silent', '--no-update-notifier'],

@@ -40,16 +40,18 @@ export function sanitizeMetricName(name: string): string {
 }
 
 const labelCache = new Map<string, string>();
+const VALID_LABEL = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
 /**
- * Label names may hold [a-zA-Z0-9_]; anything else becomes `_`, runs of `_`
- * fold to one as the spec asks (so no name starts with `__`, which Prometheus
- * reserves), and a leading digit gets `key_`.
+ * A valid Prometheus label name (one that does not start with `__`, which
+ * Prometheus reserves) is kept as it is: labels the sidecar re-exposes must
+ * not change. Otherwise anything but [a-zA-Z0-9_] becomes `_`, runs of `_`
+ * fold to one as the spec asks, and a leading digit gets `key_`.
  */
 export function sanitizeLabelName(key: string): string {
   let out = labelCache.get(key);
   if (out !== undefined) return out;
-  out = key.replace(/[^a-zA-Z0-9_]/g, '_').replace(/_{2,}/g, '_');
+  out = VALID_LABEL.test(key) && !key.startsWith('__') ? key : key.replace(/[^a-zA-Z0-9_]/g, '_').replace(/_{2,}/g, '_');
   if (out === '') out = 'key_empty';
   else if (/^[0-9]/.test(out)) out = `key_${out}`;
   if (labelCache.size < 10_000) labelCache.set(key, out);

@@ -77,16 +77,22 @@ interface ScopeLabels {
 }
 
 /**
- * Labels no attribute may take: the scope's, and those of histogram buckets
- * and summary quantiles. A repeated label fails the whole scrape in
- * Prometheus, and promtool flags `le` and `quantile` on any other kind.
+ * Labels no attribute may take, by kind: the scope's on every series, and
+ * `le` on histogram buckets, `quantile` on summary quantiles (a repeated
+ * label fails the whole scrape in Prometheus). A gauge the sidecar re-exposes
+ * from a gauge histogram keeps its `le`.
  */
-const RESERVED_LABELS: ReadonlySet<string> = new Set(['otel_scope_name', 'otel_scope_version', 'otel_scope_schema_url', 'le', 'quantile']);
+const SCOPE_LABELS = ['otel_scope_name', 'otel_scope_version', 'otel_scope_schema_url'];
+const RESERVED_PLAIN: ReadonlySet<string> = new Set(SCOPE_LABELS);
+const RESERVED_HISTOGRAM: ReadonlySet<string> = new Set([...SCOPE_LABELS, 'le']);
+const RESERVED_SUMMARY: ReadonlySet<string> = new Set([...SCOPE_LABELS, 'quantile']);
 const scopeLabelsCache = new Map<string, ScopeLabels>();
 
 /** The encoded label block of one attribute set in one scope: `k="v",...,otel_scope_name="..."`. */
 interface LabelEntry {
   scope: ScopeLabels;
+  /** The labels renamed in `bytes`: an attributes object shared by a histogram and a counter is encoded for each. */
+  reserved: ReadonlySet<string>;
   bytes: Uint8Array;
   overflow: boolean;
 }
@@ -219,17 +225,17 @@ function sampleName(base: string, suffix: string): Uint8Array {
  * first sight of the attributes object. An attribute that maps onto a
  * reserved label (`otel_scope_name`, `le`, ...) is renamed `key_...`.
  */
-function labelEntry(attrs: Attributes, scope: ScopeLabels, metric: MetricData, options: SerializeOptions): LabelEntry {
+function labelEntry(attrs: Attributes, scope: ScopeLabels, reserved: ReadonlySet<string>, metric: MetricData, options: SerializeOptions): LabelEntry {
   let entry = labelEntries.get(attrs);
-  if (entry !== undefined && entry.scope === scope) return entry;
-  // New, or the same attributes object used by instruments of another scope: encoded again.
+  if (entry !== undefined && entry.scope === scope && entry.reserved === reserved) return entry;
+  // New, or the same attributes object used by instruments of another scope or kind: encoded again.
   let own = fastLabelBlock(attrs) ?? foldedLabelBlock(attrs);
-  const clashing = [...RESERVED_LABELS].filter((label) => hasLabel(own, label));
+  const clashing = [...reserved].filter((label) => hasLabel(own, label));
   if (clashing.length > 0) {
-    own = fastLabelBlock(attrs, RESERVED_LABELS) ?? foldedLabelBlock(attrs, RESERVED_LABELS);
-    options.onProblem?.(`reserved:${metric.descriptor.name}:${clashing.join(',')}`, `metric ${metric.descriptor.name} has attributes that map to ${clashing.join(', ')}, labels the exposition reserves for the scope, histogram buckets and summary quantiles; they are exposed as ${clashing.map((l) => `key_${l}`).join(', ')}: rename the attributes`);
+    own = fastLabelBlock(attrs, reserved) ?? foldedLabelBlock(attrs, reserved);
+    options.onProblem?.(`reserved:${metric.descriptor.name}:${clashing.join(',')}`, `metric ${metric.descriptor.name} has attributes that map to ${clashing.join(', ')}, labels the exposition sets itself on such series; they are exposed as ${clashing.map((l) => `key_${l}`).join(', ')}: rename the attributes`);
   }
-  entry = { scope, bytes: Buffer.from(own === '' ? scope.text : `${own},${scope.text}`, 'utf8'), overflow: attrs[OVERFLOW_ATTRIBUTE] === true };
+  entry = { scope, reserved, bytes: Buffer.from(own === '' ? scope.text : `${own},${scope.text}`, 'utf8'), overflow: attrs[OVERFLOW_ATTRIBUTE] === true };
   labelEntries.set(attrs, entry);
   return entry;
 }
@@ -260,7 +266,7 @@ function samples(out: Out, metric: MetricData, kind: FamilyKind, base: string, s
       options.onProblem?.(`total:${metric.descriptor.name}`, `counter ${metric.descriptor.name} holds ${String(point.value)}, which OpenMetrics does not allow in a total; that series is left out of OpenMetrics scrapes: check the values given to it`);
       continue;
     }
-    const labels = labelEntry(point.attributes, scope, metric, options);
+    const labels = labelEntry(point.attributes, scope, RESERVED_PLAIN, metric, options);
     if (labels.overflow) overflowProblem(metric, options);
     out.room(2 * (nameLength + labels.bytes.length + LINE_SLACK));
     out.sample(name, labels.bytes, point.value as number);
@@ -277,7 +283,7 @@ function histograms(out: Out, metric: MetricData, points: DataPoint<Histogram>[]
   const created = om ? sampleName(base, '_created') : undefined;
   for (let i = 0; i < points.length; i++) {
     const point = points[i]!;
-    const labels = labelEntry(point.attributes, scope, metric, options);
+    const labels = labelEntry(point.attributes, scope, RESERVED_HISTOGRAM, metric, options);
     if (labels.overflow) overflowProblem(metric, options);
     const value = point.value;
     const { boundaries, counts } = value.buckets;
@@ -331,7 +337,7 @@ function histograms(out: Out, metric: MetricData, points: DataPoint<Histogram>[]
 // Rare (re-exposed data only), so written as text rather than with the cached bytes of the hot paths.
 function summaries(out: Out, points: DataPoint<SummaryValue>[], base: string, scope: ScopeLabels, om: boolean): void {
   for (const point of points) {
-    const own = fastLabelBlock(point.attributes, RESERVED_LABELS) ?? foldedLabelBlock(point.attributes, RESERVED_LABELS);
+    const own = fastLabelBlock(point.attributes, RESERVED_SUMMARY) ?? foldedLabelBlock(point.attributes, RESERVED_SUMMARY);
     const labels = own === '' ? scope.text : `${own},${scope.text}`;
     const { quantiles, sum, count } = point.value;
     let text = '';

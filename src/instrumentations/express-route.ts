@@ -191,9 +191,10 @@ function spellChain(chain: Layer[], path: string, consume: number, budget: { lef
  * stand-in values. Undefined when a value spans segments (wildcards).
  */
 function templateOf(layer: Layer, matched: string, params: Record<string, string>, budget: { left: number }): string | undefined {
-  // Express 4 compiles a mount path into a RegExp ending in this lookahead; one that does not is the
+  // Express 4 compiles a mount path into a RegExp ending in this lookahead (in a group of
+  // alternatives for an array of paths, before path-to-regexp 0.1.10); one that does not is the
   // app's own RegExp, whose matched text is a raw path and whose groups are no template's parameters.
-  if (layer.regexp !== undefined && !layer.regexp.source.endsWith('(?=\\/|$)')) return undefined;
+  if (layer.regexp !== undefined && !COMPILED_MOUNT.test(layer.regexp.source)) return undefined;
   const names = Object.keys(params);
   const segments = matched.split('/');
   const placed = placedBefore.get(layer)?.get(segments.length);
@@ -237,6 +238,8 @@ function templateOf(layer: Layer, matched: string, params: Record<string, string
 // spelled the same, with no search and no probe. It also keeps the letter
 // case of the first match: Express matches paths case-insensitively by
 // default, and `/SHOPS/7` and `/shops/7` must not become two labels.
+const COMPILED_MOUNT = /\(\?=\\\/\|\$\)\)?$/;
+
 const placedBefore = new WeakMap<Layer, Map<number, { chosen: number[]; template: string }>>();
 
 function remember(layer: Layer, segments: number, chosen: number[], template: string): string {

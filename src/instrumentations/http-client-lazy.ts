@@ -14,14 +14,17 @@ const NAMES = ['request', 'get'] as const;
 export function enableOnFirstRequest(enable: () => void): () => void {
   const modules = [require('node:http'), require('node:https')] as Array<typeof Http>;
   const originals: Array<[typeof Http, (typeof NAMES)[number], Fn]> = [];
-  // The stand-ins that were still in place, and so were swapped back for the originals before `enable` wrapped them.
-  const restored = new Set<Fn>();
+  // Per original that was still covered by its stand-in (and so swapped back before `enable` wrapped
+  // it): what `enable` put in its place. Stand-ins kept by callers go there, not to whatever the
+  // module holds by the time they are called.
+  const instrumented = new Map<Fn, Fn>();
+  const restored: Array<[typeof Http, (typeof NAMES)[number], Fn]> = [];
   let done = false;
   const restore = (): void => {
     for (const [mod, name, fn] of originals) {
       if ((mod[name] as unknown as { promotelStandIn?: true }).promotelStandIn) {
         (mod as unknown as Record<string, Fn>)[name] = fn;
-        restored.add(fn);
+        restored.push([mod, name, fn]);
       }
     }
   };
@@ -31,6 +34,7 @@ export function enableOnFirstRequest(enable: () => void): () => void {
     clearImmediate(timer);
     restore();
     enable();
+    for (const [mod, name, fn] of restored) instrumented.set(fn, (mod as unknown as Record<string, Fn>)[name] as Fn);
   };
   for (const mod of modules) {
     for (const name of NAMES) {
@@ -38,12 +42,12 @@ export function enableOnFirstRequest(enable: () => void): () => void {
       originals.push([mod, name, original]);
       const standIn = function (this: unknown, ...args: unknown[]): unknown {
         run();
-        // Put back in time, the original was wrapped by `enable`: the instrumented function serves
-        // callers that kept the stand-in. If the app had wrapped the stand-in itself (nock, an OTel
-        // SDK set up in code), `enable` wrapped the app's wrapper, which calls this: going back to
-        // the module would loop forever, and the request is measured out there already.
-        const next = restored.has(original) ? ((mod as unknown as Record<string, Fn>)[name] as Fn) : original;
-        return next.apply(this, args);
+        // Put back in time, the original was wrapped by `enable`: that instrumented function serves
+        // callers that kept the stand-in. If the app had wrapped the stand-in itself before (nock, an
+        // OTel SDK set up in code), `enable` wrapped the app's wrapper, which calls this: the request
+        // is measured out there, and the original serves it. Never the module's current function: an
+        // app wrapper installed around a kept stand-in would make that a loop.
+        return (instrumented.get(original) ?? original).apply(this, args);
       };
       (standIn as unknown as { promotelStandIn: true }).promotelStandIn = true;
       (mod as unknown as Record<string, Fn>)[name] = standIn;

@@ -3,8 +3,9 @@
 // through /bin/sh for each value on every scrape (8 processes per scrape on
 // the benchmark VM) and `ip route` synchronously on the app's event loop, and
 // finds nothing in images without a shell. Two small file reads per scrape do
-// the same. Like host-metrics, only the interfaces of the default route are
-// reported, so a host with hundreds of virtual interfaces gives a few series.
+// the same. Like host-metrics, only the interfaces of the default route (IPv4
+// or IPv6) are reported, so a host with hundreds of virtual interfaces gives a
+// few series, and one without a default route none.
 // Linux only: elsewhere these metrics are absent.
 //
 // Metric table (OTel system semantic conventions):
@@ -41,12 +42,21 @@ export function parseNetDev(text: string): InterfaceCounters[] {
   return out;
 }
 
-/** Interfaces that carry a default route (destination 0.0.0.0) in /proc/net/route text. */
-export function defaultRouteInterfaces(text: string): Set<string> {
+/**
+ * Interfaces that carry a default route: destination 0.0.0.0 in /proc/net/route
+ * text, ::/0 in /proc/net/ipv6_route text (where the kernel also lists an
+ * unreachable default on lo).
+ */
+export function defaultRouteInterfaces(ipv4: string, ipv6 = ''): Set<string> {
   const out = new Set<string>();
-  for (const line of text.split('\n').slice(1)) {
+  for (const line of ipv4.split('\n').slice(1)) {
     const [iface, destination] = line.trim().split(/\s+/);
     if (iface && destination === '00000000') out.add(iface);
+  }
+  for (const line of ipv6.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    const iface = f[9];
+    if (f[0] === '0'.repeat(32) && f[1] === '00' && iface && iface !== 'lo') out.add(iface);
   }
   return out;
 }
@@ -59,16 +69,15 @@ export function enableNetworkMetrics(meter: Meter): void {
     let counters: InterfaceCounters[];
     let routed: Set<string>;
     try {
-      const [dev, route] = await Promise.all([readFile('/proc/net/dev', 'utf8'), readFile('/proc/net/route', 'utf8').catch(() => '')]);
+      const [dev, route, route6] = await Promise.all([readFile('/proc/net/dev', 'utf8'), readFile('/proc/net/route', 'utf8').catch(() => ''), readFile('/proc/net/ipv6_route', 'utf8').catch(() => '')]);
       counters = parseNetDev(dev);
-      routed = defaultRouteInterfaces(route);
+      routed = defaultRouteInterfaces(route, route6);
     } catch (err) {
       debug(`network metrics: ${describeError(err)} (not Linux?); system.network.* are left out`);
       return;
     }
-    // No default route (an isolated network namespace): every interface but loopback.
-    const chosen = counters.filter((c) => (routed.size > 0 ? routed.has(c.device) : c.device !== 'lo'));
-    for (const c of chosen) {
+    // No default route (an isolated network namespace): nothing, rather than every virtual interface of a host.
+    for (const c of counters.filter((c) => routed.has(c.device))) {
       for (const direction of ['receive', 'transmit'] as const) {
         const attributes = { 'system.device': c.device, 'network.io.direction': direction };
         result.observe(io, c[direction].bytes, attributes);

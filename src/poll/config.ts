@@ -278,8 +278,9 @@ function readModule(ctx: Ctx, node: Node, name: string): Module {
     if (mod.format !== 'json') fail(ctx, metrics, `${f}.metrics`, 'is only read with format: json: add format: json or remove metrics');
     for (const [i, item] of seq(ctx, metrics, `${f}.metrics`)) {
       const jm = readJsonMetric(ctx, item, `${f}.metrics[${i}]`);
-      // Two metrics of one name would be two families of one name in the output.
-      if (jm && mod.metrics.some((other) => other.name === jm.name)) fail(ctx, item, `${f}.metrics[${i}].name`, `${JSON.stringify(jm.name)} is used by an earlier metric of this module: give each metric its own name, and tell series apart with labels`);
+      // Metrics of one name are one family (their series told apart by labels), so one type.
+      const same = jm && mod.metrics.find((other) => other.name === jm.name);
+      if (jm && same && same.type !== jm.type) fail(ctx, item, `${f}.metrics[${i}].type`, `${JSON.stringify(jm.type)} differs from the ${same.type} of an earlier metric named ${JSON.stringify(jm.name)}: one name is one family of one type; rename one of them`);
       else if (jm) mod.metrics.push(jm);
     }
   }

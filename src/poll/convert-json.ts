@@ -30,7 +30,7 @@ export function convertJson(
   // may differ from each other without a change, and keys that went away are forgotten.
   const previous = new Map(types);
   types.clear();
-  for (const metric of metrics) {
+  for (const [index, metric] of metrics.entries()) {
     const series: Series[] = [];
     const keys = new Map<string, number>();
     const elements = metric.each ? select(metric.each, root) : [{ value: root, key: '' }];
@@ -38,7 +38,8 @@ export function convertJson(
     for (const el of elements) {
       const found = select(metric.value, el.value, el.key)[0]?.value;
       const type = jsonType(found);
-      const id = `${metric.name}\u0000${el.key}`;
+      // By position in the module: two metrics may share a name (one family, told apart by labels).
+      const id = `${index}\u0000${el.key}`;
       const before = previous.get(id);
       if (type !== 'missing') types.set(id, type);
       const where = `${metric.name}: ${metric.value.source}${el.key !== '' ? ` of element ${JSON.stringify(el.key)}` : ''}`;

@@ -33,7 +33,7 @@ const SUFFIXES: Record<string, string[]> = {
 };
 
 // Labels the exposition itself adds to every series; a target's own would collide.
-const RESERVED = new Set(['target', 'job', 'otel_scope_name', 'otel_scope_version']);
+const RESERVED = new Set(['target', 'job', 'otel_scope_name', 'otel_scope_version', 'otel_scope_schema_url']);
 
 /** Parses the body; `types` remembers each family's type between polls of one target, to report changes. */
 export async function convertPrometheus(body: string, extra: Record<string, string>, types: Map<string, string>): Promise<{ families: Family[]; errors: ConvertError[]; samples: number }> {
@@ -59,7 +59,7 @@ export async function convertPrometheus(body: string, extra: Record<string, stri
       errors.push({ reason: 'reserved_name', message: `family ${p.name} has the name of a promotel metric` });
       continue;
     }
-    p.samples = await unique(p.samples, errors, pacer);
+    p.samples = await unique(p.samples, extra, errors, pacer);
     for (const f of await toFamilies(p, extra, errors, pacer)) families.push(f);
   }
   types.clear();
@@ -88,12 +88,14 @@ function relabel(labels: Record<string, string>, extra: Record<string, string>):
  * histogram's bucket, a summary's quantile) would be a duplicate series in the
  * output: the last one wins, and it is counted.
  */
-async function unique(samples: Sample[], errors: ConvertError[], pacer: Pace): Promise<Sample[]> {
+async function unique(samples: Sample[], extra: Record<string, string>, errors: ConvertError[], pacer: Pace): Promise<Sample[]> {
   const seen = new Map<string, number>();
   for (let i = 0; i < samples.length; i++) {
     if (pacer.due()) await pacer.yield();
     const s = samples[i]!;
-    const key = `${s.name}${labelKey(s.labels)}`;
+    // Compared as served: `job="a"` moves to `exported_job="a"` and meets a sample that had that already.
+    const moved = Object.keys(s.labels).some((k) => RESERVED.has(k) || k in extra || k.startsWith('exported_'));
+    const key = `${s.name}${labelKey(moved ? relabel(s.labels, extra) : s.labels)}`;
     if (seen.has(key)) errors.push({ reason: 'duplicate_series', message: `${s.name}${JSON.stringify(s.labels)} appears more than once` });
     seen.set(key, i);
   }
@@ -266,6 +268,11 @@ function parseSample(line: string): Sample | 'parse_error' | 'invalid_number' {
   const name = m[0];
   let i = name.length;
   const labels: Record<string, string> = {};
+  // Label values are copied up to the next quote or backslash in one slice: most have no escapes.
+  // Each of the two positions is searched again only once passed, so that a line of many
+  // escapes or many labels is still read in linear time.
+  let quote = -1;
+  let slash = -1;
   if (line[i] === '{') {
     i++;
     for (;;) {
@@ -283,11 +290,11 @@ function parseSample(line: string): Sample | 'parse_error' | 'invalid_number' {
       i += 2;
       let value = '';
       for (;;) {
-        // Copy up to the next quote or backslash in one slice: most values have no escapes.
-        const quote = line.indexOf('"', i);
+        if (quote < i) quote = line.indexOf('"', i);
         if (quote === -1) return 'parse_error';
-        const slash = line.indexOf('\\', i);
-        if (slash === -1 || slash > quote) {
+        if (slash !== -2 && slash < i) slash = line.indexOf('\\', i);
+        if (slash === -1) slash = -2; // none left: never search again
+        if (slash < 0 || slash > quote) {
           value += line.slice(i, quote);
           i = quote + 1;
           break;

@@ -61,7 +61,7 @@ export function handleProbe(req: IncomingMessage, res: ServerResponse, deps: Pro
     (err: unknown) => {
       if (!(err instanceof SlotTimeout)) return plain(res, 500, `probe failed: ${err instanceof Error ? err.message : String(err)}\n`);
       res.setHeader('Retry-After', '1');
-      plain(res, 503, `no poll slot came free within ${target.timeoutMs} ms (all ${deps.config().concurrency} were busy): raise concurrency: in the config, or probe less often\n`);
+      plain(res, 503, `no poll slot came free in time for a ${target.timeoutMs} ms probe (all ${deps.config().concurrency} were busy): raise concurrency: in the config, or probe less often\n`);
     },
   );
 }
