@@ -86,13 +86,18 @@ const SCOPE_LABELS = ['otel_scope_name', 'otel_scope_version', 'otel_scope_schem
 const RESERVED_PLAIN: ReadonlySet<string> = new Set(SCOPE_LABELS);
 const RESERVED_HISTOGRAM: ReadonlySet<string> = new Set([...SCOPE_LABELS, 'le']);
 const RESERVED_SUMMARY: ReadonlySet<string> = new Set([...SCOPE_LABELS, 'quantile']);
+const ANY_RESERVED = [...SCOPE_LABELS, 'le', 'quantile'];
 const scopeLabelsCache = new Map<string, ScopeLabels>();
 
 /** The encoded label block of one attribute set in one scope: `k="v",...,otel_scope_name="..."`. */
 interface LabelEntry {
   scope: ScopeLabels;
-  /** The labels renamed in `bytes`: an attributes object shared by a histogram and a counter is encoded for each. */
-  reserved: ReadonlySet<string>;
+  /**
+   * The reserved set it was encoded for, when its attributes hold any reserved
+   * label (then a histogram and a counter sharing the object need their own
+   * encodings); undefined when they hold none, as nearly always: valid for every kind.
+   */
+  reserved: ReadonlySet<string> | undefined;
   bytes: Uint8Array;
   overflow: boolean;
 }
@@ -227,15 +232,16 @@ function sampleName(base: string, suffix: string): Uint8Array {
  */
 function labelEntry(attrs: Attributes, scope: ScopeLabels, reserved: ReadonlySet<string>, metric: MetricData, options: SerializeOptions): LabelEntry {
   let entry = labelEntries.get(attrs);
-  if (entry !== undefined && entry.scope === scope && entry.reserved === reserved) return entry;
+  if (entry !== undefined && entry.scope === scope && (entry.reserved === undefined || entry.reserved === reserved)) return entry;
   // New, or the same attributes object used by instruments of another scope or kind: encoded again.
   let own = fastLabelBlock(attrs) ?? foldedLabelBlock(attrs);
-  const clashing = [...reserved].filter((label) => hasLabel(own, label));
+  const touched = ANY_RESERVED.some((label) => hasLabel(own, label));
+  const clashing = touched ? [...reserved].filter((label) => hasLabel(own, label)) : [];
   if (clashing.length > 0) {
     own = fastLabelBlock(attrs, reserved) ?? foldedLabelBlock(attrs, reserved);
     options.onProblem?.(`reserved:${metric.descriptor.name}:${clashing.join(',')}`, `metric ${metric.descriptor.name} has attributes that map to ${clashing.join(', ')}, labels the exposition sets itself on such series; they are exposed as ${clashing.map((l) => `key_${l}`).join(', ')}: rename the attributes`);
   }
-  entry = { scope, reserved, bytes: Buffer.from(own === '' ? scope.text : `${own},${scope.text}`, 'utf8'), overflow: attrs[OVERFLOW_ATTRIBUTE] === true };
+  entry = { scope, reserved: touched ? reserved : undefined, bytes: Buffer.from(own === '' ? scope.text : `${own},${scope.text}`, 'utf8'), overflow: attrs[OVERFLOW_ATTRIBUTE] === true };
   labelEntries.set(attrs, entry);
   return entry;
 }
