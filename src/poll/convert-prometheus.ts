@@ -69,12 +69,17 @@ export async function convertPrometheus(body: string, extra: Record<string, stri
 
 const OWN = /^promotel_(probe|poll)_/;
 
+/** Whether a target's label of this name clashes with ours, and so moves to exported_<name>. */
+function moves(k: string, extra: Record<string, string>): boolean {
+  return RESERVED.has(k) || k in extra;
+}
+
 /** A target's labels that clash with ours move to exported_<name>, as often as needed to be free (as Prometheus does). */
 function relabel(labels: Record<string, string>, extra: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(labels)) {
     let name = k;
-    if (RESERVED.has(k) || k in extra) {
+    if (moves(k, extra)) {
       name = `exported_${k}`;
       while (name in labels || name in out || name in extra) name = `exported_${name}`;
     }
@@ -94,7 +99,7 @@ async function unique(samples: Sample[], extra: Record<string, string>, errors: 
     if (pacer.due()) await pacer.yield();
     const s = samples[i]!;
     // Compared as served: `job="a"` moves to `exported_job="a"` and meets a sample that had that already.
-    const moved = Object.keys(s.labels).some((k) => RESERVED.has(k) || k in extra || k.startsWith('exported_'));
+    const moved = Object.keys(s.labels).some((k) => moves(k, extra) || k.startsWith('exported_'));
     const key = `${s.name}${labelKey(moved ? relabel(s.labels, extra) : s.labels)}`;
     if (seen.has(key)) errors.push({ reason: 'duplicate_series', message: `${s.name}${JSON.stringify(s.labels)} appears more than once` });
     seen.set(key, i);
