@@ -1,6 +1,7 @@
 // The pull endpoint. It must never keep the host process alive (the listening
 // socket and every accepted connection are unref'd) and never take it down
 // (every failure becomes a warning and an HTTP error for the scraper only).
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gzip } from 'node:zlib';
@@ -36,6 +37,10 @@ export interface ServeOptions {
   consequence?: string;
 }
 
+// Published by every net.Server.listen() before it binds (Node 20.16+ and
+// 22.3+; older versions publish nothing and the app gets EADDRINUSE).
+const LISTEN_START = 'tracing:net.server.listen:asyncStart';
+
 function failure(err: NodeJS.ErrnoException, options: ServeOptions, retrying: boolean): string {
   const where = `${options.host}:${options.port}`;
   const variable = options.portVariable ?? 'OTEL_EXPORTER_PROMETHEUS_PORT';
@@ -66,7 +71,9 @@ export function serveMetrics(options: ServeOptions): MetricsServer {
   const listen = (): void => {
     server.listen({ port: options.port, host: options.host, exclusive: options.exclusive ?? false });
   };
+  let settle: (address: AddressInfo | undefined) => void = () => {};
   const listening = new Promise<AddressInfo | undefined>((resolve) => {
+    settle = resolve;
     let warned = false;
     const onError = (err: NodeJS.ErrnoException): void => {
       const retrying = err.code === 'EADDRINUSE' && options.retryMs !== undefined && !closed;
@@ -97,6 +104,32 @@ export function serveMetrics(options: ServeOptions): MetricsServer {
     listen();
   });
   server.unref();
+
+  // The app listening on our port would otherwise die of EADDRINUSE: the
+  // agent bound it first, at preload time. The app wins. Closing a listening
+  // socket releases the port at once, so the app's own bind then succeeds.
+  const giveWay = (message: unknown): void => {
+    try {
+      const { server: other, options: wanted } = message as { server?: object; options?: { port?: unknown } };
+      if (closed || other === undefined || ownServers.has(other)) return;
+      const port = wanted?.port;
+      if ((typeof port !== 'number' && typeof port !== 'string') || port === '' || Number(port) !== options.port) return;
+      closed = true;
+      clearTimeout(retry);
+      unsubscribe(LISTEN_START, giveWay);
+      // Also when not bound yet: close() cancels a listen() still resolving its host.
+      server.close();
+      server.closeAllConnections?.();
+      settle(undefined);
+      const variable = options.portVariable ?? 'OTEL_EXPORTER_PROMETHEUS_PORT';
+      warn(`the application listens on port ${options.port}, the metrics port: promotel closed its endpoint there so that the application gets the port (metrics are still recorded); set ${variable} to a free port to serve them`);
+    } catch (err) {
+      warnOnce('server:give-way', `promotel could not check the application's listen() against its metrics port: ${describeError(err)}`);
+    }
+  };
+  // Port 0 asks for any free port: no app can ask for the same one.
+  if (options.port !== 0) subscribe(LISTEN_START, giveWay);
+
   return {
     server,
     listening,
@@ -104,6 +137,7 @@ export function serveMetrics(options: ServeOptions): MetricsServer {
       new Promise<void>((resolve) => {
         closed = true;
         clearTimeout(retry);
+        unsubscribe(LISTEN_START, giveWay);
         if (!server.listening) return resolve();
         server.close(() => resolve());
         server.closeAllConnections?.();

@@ -43,6 +43,43 @@ test('port already taken: one warning naming the port and the variable, the app 
   }
 });
 
+for (const [kind, script, preload, ready] of [
+  ['CommonJS', SERVER, 'require', /listening/],
+  ['ES-module', join(FIXTURES, 'esm-app.mjs'), 'import', /ready/],
+] as const) {
+  test(`${kind} app listening on the metrics port: the app gets the port, the agent steps aside with one warning`, async () => {
+    const port = await freePort();
+    const app = startApp(script, { preload, env: { PORT: String(port), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1', OTEL_EXPORTER_PROMETHEUS_PORT: String(port) } });
+    try {
+      await app.waitFor(ready);
+      const res = await get(`http://127.0.0.1:${port}/metrics`);
+      assert.equal(res.status, 200);
+      assert.doesNotMatch(res.body, /target_info/, 'the app answers on the port, not the agent');
+      assert.deepEqual(agentLines(app.stderr()), [
+        `promotel warn: the application listens on port ${port}, the metrics port: promotel closed its endpoint there so that the application gets the port (metrics are still recorded); set OTEL_EXPORTER_PROMETHEUS_PORT to a free port to serve them`,
+      ]);
+      app.kill('SIGTERM');
+      assert.deepEqual(await app.exited, { code: null, signal: 'SIGTERM' });
+    } finally {
+      app.kill();
+    }
+  });
+}
+
+test('cluster app listening on the metrics port: the primary steps aside and the workers share the port', async () => {
+  const port = await freePort();
+  const app = startApp(join(FIXTURES, 'cluster-app.js'), { env: { PORT: String(port), WORKERS: '2', NO_RESPAWN: '1', OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1', OTEL_EXPORTER_PROMETHEUS_PORT: String(port) } });
+  try {
+    await eventually(async () => (app.stdout().match(/listening/g) ?? []).length === 2);
+    assert.match((await get(`http://127.0.0.1:${port}/`)).body, /^worker [12]\n$/);
+    assert.deepEqual(agentLines(app.stderr()), [
+      `promotel warn: the application listens on port ${port}, the metrics port: promotel closed its endpoint there so that the application gets the port (metrics are still recorded); set OTEL_EXPORTER_PROMETHEUS_PORT to a free port to serve them`,
+    ]);
+  } finally {
+    app.kill();
+  }
+});
+
 test('a short script exits by itself with the agent loaded, even while a scraper holds a keep-alive connection', async () => {
   const port = await freePort();
   const bare = startApp(HELLO, { preload: 'none' });
