@@ -92,3 +92,23 @@ test('workers that leave the cluster still exit by themselves, and so does the p
     assert.match(app.stdout(), /worker 2 exited 0/);
   }
 });
+
+test('meters that differ only by schema URL stay apart when the primary sums its workers', async () => {
+  const [appPort, metricsPort] = [await freePort(), await freePort()];
+  const app = startApp(APP, { env: { PORT: String(appPort), WORKERS: '2', NO_RESPAWN: '1', SCHEMA_METERS: '1', PROMOTEL_CLUSTER_PUSH_INTERVAL: '100', OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' } });
+  try {
+    await eventually(async () => (app.stdout().match(/listening/g) ?? []).length === 2, 15_000);
+    // Each worker added 1 under 1.20.0 and 2 under 1.30.0.
+    const expected = ['https://opentelemetry.io/schemas/1.20.0 2', 'https://opentelemetry.io/schemas/1.30.0 4'];
+    let counts: string[] = [];
+    await eventually(async () => {
+      const families = pythonParse((await get(`http://127.0.0.1:${metricsPort}/metrics`)).body);
+      counts = samplesOf(families, 'c_total').map((s) => `${s.labels.otel_scope_schema_url} ${s.value}`).sort();
+      return counts.join() === expected.join();
+    }, 10_000).catch(() => undefined);
+    assert.deepEqual(counts, expected);
+    assert.equal(app.stderr(), '');
+  } finally {
+    app.kill();
+  }
+});
