@@ -2,7 +2,7 @@
 // the result to the serializer. Concurrent scrapes share one collection, so a
 // burst of scrapers costs one pass over the SDK's storage, not one each.
 import type { Attributes } from '@opentelemetry/api';
-import { MetricReader, type CollectionResult, type MetricData, type MetricProducer, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import { AggregationTemporality, InstrumentType, MetricReader, type CollectionResult, type MetricData, type MetricProducer, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { describeError, warnOnce } from '../log';
 import { serializeToBuffer } from './serialize';
 
@@ -31,7 +31,7 @@ export class PullReader extends MetricReader {
     // construction, so the SDK gets one producer that asks all of them.
     const producers: MetricProducer[] = [];
     const all: MetricProducer = { collect: (o) => collectAll(producers, o) };
-    super({ cardinalitySelector: () => limit, metricProducers: [all] });
+    super({ cardinalitySelector: () => limit, metricProducers: [all], aggregationTemporalitySelector: temporalityOf });
     this.producers = producers;
     this.unitOverrides = options.unitOverrides ?? new Map();
   }
@@ -67,6 +67,15 @@ export class PullReader extends MetricReader {
 
   protected override async onForceFlush(): Promise<void> {}
   protected override async onShutdown(): Promise<void> {}
+}
+
+// Cumulative, except for observable gauges: cumulative storage merges each
+// collection into the last, so a label set a callback observed once would be
+// served forever with its old value (the SDK spec says not to). A gauge has no
+// temporality in either exposition, and "delta" keeps only this collection's
+// observations.
+function temporalityOf(type: InstrumentType): AggregationTemporality {
+  return type === InstrumentType.OBSERVABLE_GAUGE ? AggregationTemporality.DELTA : AggregationTemporality.CUMULATIVE;
 }
 
 async function collectAll(producers: MetricProducer[], options: { timeoutMillis?: number } | undefined): Promise<CollectionResult> {

@@ -1,0 +1,39 @@
+// Observable instruments through the pull reader: a scrape shows what the
+// callbacks observe during that scrape. The SDK spec: no data "for a
+// previously-observed attribute set which is not observed during a successful
+// callback". Counters stay cumulative.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { serialize } from '../src/exposition/serialize';
+import { PullReader } from '../src/exposition/reader';
+import { pythonParse } from './helpers';
+
+test('an observable gauge shows only the label sets its callback observed in this scrape; an observable counter keeps its cumulative value', async () => {
+  const reader = new PullReader({ cardinalityLimit: 100 });
+  const provider = new MeterProvider({ readers: [reader] });
+  const meter = provider.getMeter('app');
+  let scrape = 0;
+  // A pool of connections per peer: the first scrape sees peer a, later ones only peer b.
+  meter.createObservableGauge('pool.size').addCallback((r) => {
+    if (scrape === 1) r.observe(42, { peer: 'a' });
+    r.observe(scrape, { peer: 'b' });
+  });
+  meter.createObservableCounter('jobs.done').addCallback((r) => r.observe(10 * scrape));
+  const samples: string[][] = [];
+  for (scrape = 1; scrape <= 3; scrape++) {
+    const { resourceMetrics } = await reader.collect();
+    for (const openMetrics of [false, true]) {
+      const families = pythonParse(serialize(resourceMetrics, { openMetrics }), openMetrics);
+      const lines = families.flatMap((f) => f.samples).filter((s) => /^(pool_size|jobs_done_total)$/.test(s.name));
+      samples.push(lines.map((s) => `${s.name}${s.labels.peer ? `{peer=${s.labels.peer}}` : ''} ${s.value}`).sort());
+    }
+  }
+  await provider.shutdown();
+  const expected = [
+    ['jobs_done_total 10', 'pool_size{peer=a} 42', 'pool_size{peer=b} 1'],
+    ['jobs_done_total 20', 'pool_size{peer=b} 2'],
+    ['jobs_done_total 30', 'pool_size{peer=b} 3'],
+  ];
+  assert.deepEqual(samples, expected.flatMap((e) => [e, e]));
+});
