@@ -8,7 +8,11 @@
 // few series, and one without a default route none.
 // Linux only: elsewhere these metrics are absent.
 //
-// Metric table (OTel system semantic conventions):
+// Metric table. The names and attributes are host-metrics' (the system
+// semantic conventions before v1.27, which renamed system.device to
+// network.interface.name and system.network.dropped to
+// system.network.packet.dropped), so dashboards built on host-metrics and the
+// other host groups it still serves keep working:
 // | OTel name              | type    | unit     | attributes |
 // | system.network.io      | counter | By       | system.device, network.io.direction |
 // | system.network.errors  | counter | {error}  | system.device, network.io.direction |
