@@ -13,6 +13,7 @@
 import type { AddressInfo } from 'node:net';
 import { diag, DiagLogLevel, metrics, type Meter, type MeterProvider as ApiMeterProvider } from '@opentelemetry/api';
 import type { MeterProvider, MetricProducer, ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import { endWindow } from './collection';
 import { clusterRole, createAggregator, PRIMARY_MARK, pushToPrimary } from './cluster';
 import { readConfig, type Config } from './config';
 import { startOtlpPush } from './exporters/otlp';
@@ -120,7 +121,7 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
       return log.warn(`the OpenTelemetry SDK could not load: ${log.describeError(err)}; the application runs without metrics (reinstall promotel with its dependencies)`);
     }
     if (config.runtimeMetrics) {
-      guard('runtime metrics', 'PROMOTEL_RUNTIME_METRICS', () => stops.push(enableRuntimeMetrics(meterProvider, meter, config.eventLoopResolutionMs)));
+      guard('runtime metrics', 'PROMOTEL_RUNTIME_METRICS', () => stops.push(enableRuntimeMetrics(meter, config.eventLoopResolutionMs)));
     }
     // The host is one machine: in a cluster the primary measures it, or the workers' counters would be summed.
     const system = config.hostMetrics && role !== 'worker';
@@ -173,7 +174,10 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
             timeoutMs: config.otlpTimeoutMs,
             collect: () => {
               const { reader } = load();
-              return reader.collect().then((r) => (reader.merge ? reader.merge(r.resourceMetrics) : r.resourceMetrics));
+              return reader.collect().then((r) => {
+                endWindow();
+                return reader.merge ? reader.merge(r.resourceMetrics) : r.resourceMetrics;
+              });
             },
           },
           env,

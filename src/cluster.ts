@@ -19,11 +19,14 @@
 // primary itself).
 import type { Attributes, HrTime } from '@opentelemetry/api';
 import type { DataPoint, Histogram, MetricData, ResourceMetrics, ScopeMetrics } from '@opentelemetry/sdk-metrics';
+import { endWindow, onWindowEnd } from './collection';
 import { describeError, warnOnce } from './log';
 
 /** Set by a primary's agent and inherited by the workers it forks: they then report to it instead of serving. */
 export const PRIMARY_MARK = 'PROMOTEL_CLUSTER_PRIMARY';
 const MESSAGE = 'NODE_PROMOTEL_METRICS';
+// Primary to workers: a scrape has shown your data, start a new window (src/collection.ts).
+const WINDOW = 'NODE_PROMOTEL_WINDOW';
 
 const HISTOGRAM = 0;
 const GAUGE = 2;
@@ -56,6 +59,11 @@ export function clusterRole(env: NodeJS.ProcessEnv = process.env): Role {
 
 /** In a worker: sends the collected data to the primary on a timer that never holds the process open. */
 export function pushToPrimary(collect: () => Promise<ResourceMetrics>, intervalMs: number): () => void {
+  // 'internalMessage' does not hold the IPC channel open, unlike 'message'.
+  const onMessage = (message: unknown): void => {
+    if ((message as { cmd?: unknown } | null)?.cmd === WINDOW) endWindow();
+  };
+  process.on('internalMessage' as 'message', onMessage);
   let busy = false;
   const timer = setInterval(() => {
     if (busy || !process.connected || !process.send) return;
@@ -68,7 +76,10 @@ export function pushToPrimary(collect: () => Promise<ResourceMetrics>, intervalM
       .finally(() => (busy = false));
   }, intervalMs);
   timer.unref();
-  return () => clearInterval(timer);
+  return () => {
+    clearInterval(timer);
+    process.off('internalMessage' as 'message', onMessage);
+  };
 }
 
 interface Entry {
@@ -101,6 +112,13 @@ export function createAggregator(): { merge(own: ResourceMetrics): ResourceMetri
   for (const worker of Object.values(c.workers ?? {})) if (worker) listen(worker);
   c.on('fork', listen);
   c.on('exit', onExit);
+  const stopWindows = onWindowEnd(() => {
+    for (const worker of listening.keys()) {
+      const child = worker.process as NodeJS.EventEmitter & { connected?: boolean; send?: (m: unknown, h: undefined, o: object, cb: (err: Error | null) => void) => boolean };
+      // The callback takes a failed send (a worker exiting right now), which would otherwise be thrown.
+      if (child.connected) child.send?.({ cmd: WINDOW }, undefined, {}, () => {});
+    }
+  });
 
   return {
     merge(own) {
@@ -117,6 +135,7 @@ export function createAggregator(): { merge(own: ResourceMetrics): ResourceMetri
       return { resource: own.resource, scopeMetrics: toScopeMetrics(scopes) };
     },
     stop() {
+      stopWindows();
       (c as unknown as NodeJS.EventEmitter).off('fork', listen);
       (c as unknown as NodeJS.EventEmitter).off('exit', onExit);
       for (const [worker, onMessage] of listening) worker.process.off('internalMessage', onMessage);

@@ -1,10 +1,12 @@
 // Runtime metrics: the event-loop delay monitor samples as often as
 // PROMOTEL_EVENTLOOP_DELAY_RESOLUTION says, because each sample is a timer that
-// wakes an idle process (bench/RESULTS.md: idle CPU).
+// wakes an idle process (bench/RESULTS.md: idle CPU). Delay and utilization
+// summarize the time since the data was last exported (a scrape), also in a
+// cluster, whose workers push every second.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { FIXTURES, eventually, freePort, get, pythonParse, sampleValue, startApp } from './helpers';
+import { FIXTURES, eventually, freePort, get, pythonParse, sampleValue, samplesOf, startApp } from './helpers';
 
 const SERVER = join(FIXTURES, 'server.js');
 
@@ -37,5 +39,40 @@ test('event-loop delay: sampled every 10 ms by default; at PROMOTEL_EVENTLOOP_DE
   } finally {
     fine.app.kill();
     coarse.app.kill();
+  }
+});
+
+test('a cluster worker blocked for 400 ms shows it in the next scrape of the primary, though it pushed many times since; the scrape after starts afresh', async () => {
+  const metricsPort = await freePort();
+  const app = startApp(join(FIXTURES, 'cluster-app.js'), {
+    env: { PORT: String(await freePort()), WORKERS: '1', NO_RESPAWN: '1', BLOCK_MS: '400', PROMOTEL_CLUSTER_PUSH_INTERVAL: '100', OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1', OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort) },
+  });
+  const workerMax = async (): Promise<number | undefined> =>
+    sampleValue(pythonParse((await get(`http://127.0.0.1:${metricsPort}/metrics`)).body), 'nodejs_eventloop_delay_max_seconds', { worker: '1' });
+  try {
+    await app.waitFor(/worker 1 blocked/);
+    await new Promise((r) => setTimeout(r, 1000)); // ten pushes after the block
+    const max = await eventually(workerMax);
+    assert.ok(max >= 0.4 && max < 1, `worker's max delay ${max} s after a 400 ms block`);
+    await new Promise((r) => setTimeout(r, 500)); // the worker hears of the scrape and pushes a new window
+    const next = await workerMax();
+    assert.ok(next !== undefined && next < 0.2, `the next window still reads ${next} s`);
+  } finally {
+    app.kill();
+  }
+});
+
+test("v8js.resource.active counts the app's resources, not the agent's scrape work", async () => {
+  // server.js holds one listening socket, and stdout and stderr are pipes to this test; the agent's own timers are unref'd.
+  const { app, scrape } = await startWith({});
+  try {
+    const families = await eventually(async () => {
+      const f = await scrape();
+      return samplesOf(f, 'v8js_resource_active').length > 0 && f;
+    });
+    const counts = Object.fromEntries(samplesOf(families, 'v8js_resource_active').filter((s) => s.value > 0).map((s) => [s.labels.v8js_resource_type, s.value]));
+    assert.deepEqual(counts, { PipeWrap: 2, TCPServerWrap: 1 });
+  } finally {
+    app.kill();
   }
 });

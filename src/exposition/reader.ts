@@ -3,6 +3,7 @@
 // burst of scrapers costs one pass over the SDK's storage, not one each.
 import type { Attributes } from '@opentelemetry/api';
 import { AggregationTemporality, InstrumentType, MetricReader, type CollectionResult, type MetricData, type MetricProducer, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import { collectionStarts, endWindow } from '../collection';
 import { describeError, warnOnce } from '../log';
 import { serializeToBuffer } from './serialize';
 
@@ -50,8 +51,16 @@ export class PullReader extends MetricReader {
     return pending;
   }
 
+  /** Every collection: scrapes, cluster pushes and OTLP exports. */
+  override collect(options?: { timeoutMillis?: number }): Promise<CollectionResult> {
+    collectionStarts();
+    return super.collect(options);
+  }
+
   private async collectAndSerialize(openMetrics: boolean): Promise<ScrapeResult> {
     const { resourceMetrics, errors } = await this.collect({ timeoutMillis: 10_000 });
+    // What this scrape shows is exported: gauges of an interval start the next one.
+    endWindow();
     for (const err of errors) {
       // Most often an observable callback of the app or an instrumentation that threw: the SDK caught it, we say so once.
       warnOnce(`collect:${describeError(err)}`, `a metric callback failed during a scrape (${describeError(err)}); the other metrics were served: fix or remove that callback`);

@@ -100,7 +100,7 @@ export function startPoller(initial: PollConfig, options: ServiceOptions): Polle
   const stops: Array<() => void> = [];
   setImmediate(() => {
     if (abort.signal.aborted) return;
-    if (options.runtimeMetrics) guard('runtime metrics', () => stops.push(enableRuntimeMetrics(provider, meter, options.eventLoopResolutionMs)));
+    if (options.runtimeMetrics) guard('runtime metrics', () => stops.push(enableRuntimeMetrics(meter, options.eventLoopResolutionMs)));
     if (options.hostMetrics || options.runtimeMetrics) guard('host metrics', () => enableHostMetrics(provider, { system: options.hostMetrics, process: options.runtimeMetrics }));
   }).unref();
 

@@ -1,0 +1,74 @@
+// The event loop: how late its timers fire (delay), how busy it is
+// (utilization) and the time spent in each state.
+//
+// Metric table (OTel Node.js semantic conventions):
+// | OTel name                                            | type          | unit | attributes |
+// | nodejs.eventloop.delay.{min,max,mean,stddev,p50,p90,p99} | gauge     | s    | |
+// | nodejs.eventloop.utilization                         | gauge         | 1    | |
+// | nodejs.eventloop.time                                | counter       | s    | nodejs.eventloop.state |
+//
+// Delay and utilization summarize a window, which ends when the data is
+// exported (src/collection.ts), not on every collection: the stock
+// instrumentation resets on each collection, so a cluster worker's push every
+// second hid from the primary's scrape any block older than a second.
+import { monitorEventLoopDelay, performance, type EventLoopUtilization } from 'node:perf_hooks';
+import type { BatchObservableResult, Meter, ObservableGauge } from '@opentelemetry/api';
+import { onWindowEnd } from '../collection';
+
+const NS_PER_S = 1e9;
+
+/** `resolutionMs`: how often the delay is sampled; each sample is a timer that wakes an idle process. */
+export function enableEventLoopMetrics(meter: Meter, resolutionMs: number): () => void {
+  const histogram = monitorEventLoopDelay({ resolution: resolutionMs });
+  histogram.enable();
+  let windowStart: EventLoopUtilization = performance.eventLoopUtilization();
+
+  const gauge = (stat: string, description: string): ObservableGauge => meter.createObservableGauge(`nodejs.eventloop.delay.${stat}`, { description, unit: 's' });
+  const delay = {
+    min: gauge('min', 'Shortest event-loop delay sampled in the window.'),
+    max: gauge('max', 'Longest event-loop delay sampled in the window.'),
+    mean: gauge('mean', 'Mean event-loop delay in the window.'),
+    stddev: gauge('stddev', 'Standard deviation of the event-loop delay in the window.'),
+    p50: gauge('p50', 'Median event-loop delay in the window.'),
+    p90: gauge('p90', '90th percentile of the event-loop delay in the window.'),
+    p99: gauge('p99', '99th percentile of the event-loop delay in the window.'),
+  };
+  const observeDelay = (result: BatchObservableResult): void => {
+    // No sample yet in this window (a coarse resolution): no value rather than a made-up 0.
+    if (histogram.count === 0) return;
+    result.observe(delay.min, histogram.min / NS_PER_S);
+    result.observe(delay.max, histogram.max / NS_PER_S);
+    result.observe(delay.mean, histogram.mean / NS_PER_S);
+    result.observe(delay.stddev, histogram.stddev / NS_PER_S);
+    result.observe(delay.p50, histogram.percentile(50) / NS_PER_S);
+    result.observe(delay.p90, histogram.percentile(90) / NS_PER_S);
+    result.observe(delay.p99, histogram.percentile(99) / NS_PER_S);
+  };
+  meter.addBatchObservableCallback(observeDelay, Object.values(delay));
+
+  const utilization = meter.createObservableGauge('nodejs.eventloop.utilization', { description: 'Share of the window the event loop was busy.', unit: '1' });
+  const observeUtilization = (result: { observe(value: number): void }): void => {
+    result.observe(performance.eventLoopUtilization(windowStart).utilization);
+  };
+  utilization.addCallback(observeUtilization);
+
+  const time = meter.createObservableCounter('nodejs.eventloop.time', { description: 'Time the event loop has spent in each state.', unit: 's' });
+  const observeTime = (result: { observe(value: number, attributes: { 'nodejs.eventloop.state': string }): void }): void => {
+    const { active, idle } = performance.eventLoopUtilization();
+    result.observe(active / 1000, { 'nodejs.eventloop.state': 'active' });
+    result.observe(idle / 1000, { 'nodejs.eventloop.state': 'idle' });
+  };
+  time.addCallback(observeTime);
+
+  const stopWindows = onWindowEnd(() => {
+    histogram.reset();
+    windowStart = performance.eventLoopUtilization();
+  });
+  return () => {
+    stopWindows();
+    histogram.disable();
+    meter.removeBatchObservableCallback(observeDelay, Object.values(delay));
+    utilization.removeCallback(observeUtilization);
+    time.removeCallback(observeTime);
+  };
+}
