@@ -18,7 +18,7 @@ import { clusterRole, createAggregator, PRIMARY_MARK, pushToPrimary } from './cl
 import { readConfig, type Config } from './config';
 import { startOtlpPush } from './exporters/otlp';
 import type { PullReader } from './exposition/reader';
-import { hostUnitOverrides, enableHostMetrics } from './instrumentations/host';
+import { hostStartTimes, hostUnitOverrides, enableHostMetrics } from './instrumentations/host';
 import { enableFetchMetrics } from './instrumentations/http-fetch';
 import { enableHttpServerMetrics } from './instrumentations/http-server';
 import { enableOtelHttp } from './instrumentations/http-otel';
@@ -70,7 +70,7 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
     const { PullReader: Reader } = require('./exposition/reader') as typeof import('./exposition/reader');
     const { MeterProvider: Provider } = require('@opentelemetry/sdk-metrics') as typeof import('@opentelemetry/sdk-metrics');
     const { resourceFromAttributes } = require('@opentelemetry/resources') as typeof import('@opentelemetry/resources');
-    const reader = new Reader({ cardinalityLimit: config.cardinalityLimit, unitOverrides: hostUnitOverrides });
+    const reader = new Reader({ cardinalityLimit: config.cardinalityLimit, unitOverrides: hostUnitOverrides, startTimes: hostStartTimes() });
     for (const p of producers) reader.addProducer(p);
     reader.merge = merge;
     const meterProvider = new Provider({ resource: resourceFromAttributes(resourceAttributes(config)), readers: [reader] });

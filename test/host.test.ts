@@ -58,3 +58,28 @@ test('scrapes start no child process, and the network counters are those of /pro
     app.kill();
   }
 });
+
+test("OpenMetrics _created: the boot time for the host's counters, the process's start for its CPU time", async () => {
+  const metricsPort = await freePort();
+  const before = Date.now() / 1000;
+  const app = startApp(join(FIXTURES, 'server.js'), { env: { PORT: String(await freePort()), OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' } });
+  try {
+    await app.waitFor(/listening/);
+    const body = (await get(`http://127.0.0.1:${metricsPort}/metrics`, { headers: { accept: 'application/openmetrics-text; version=1.0.0' } })).body;
+    const families = pythonParse(body, true);
+    const created = (family: string): number[] => [...new Set(samplesOf(families, `${family}_created`).map((s) => s.value))];
+    const boot = Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))![1]);
+    assert.deepEqual(created('system_cpu_time_seconds'), [boot]);
+    const read = (file: string): string => { try { return readFileSync(file, 'utf8'); } catch { return ''; } };
+    const routed = defaultRouteInterfaces(read('/proc/net/route'), read('/proc/net/ipv6_route'));
+    assert.deepEqual(created('system_network_io_bytes'), routed.size > 0 ? [boot] : []);
+    const [processStart, ...others] = created('process_cpu_time_seconds');
+    assert.equal(others.length, 0);
+    assert.ok(processStart! >= before - 1 && processStart! <= Date.now() / 1000, `process_cpu_time_seconds_created ${processStart}, test started the app at ${before}`);
+    // A counter of the app's own starts when the agent does.
+    const runtime = samplesOf(families, 'nodejs_eventloop_time_seconds_created').map((s) => s.value);
+    assert.ok(runtime.length === 2 && runtime.every((v) => v >= before - 1), `runtime counters keep the agent's start: ${runtime}`);
+  } finally {
+    app.kill();
+  }
+});

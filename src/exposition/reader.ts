@@ -1,7 +1,7 @@
 // The pull side of the SDK: a MetricReader that collects on demand and hands
 // the result to the serializer. Concurrent scrapes share one collection, so a
 // burst of scrapers costs one pass over the SDK's storage, not one each.
-import type { Attributes } from '@opentelemetry/api';
+import type { Attributes, HrTime } from '@opentelemetry/api';
 import { AggregationTemporality, InstrumentType, MetricReader, type CollectionResult, type MetricData, type MetricProducer, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { collectionStarts, endWindow } from '../collection';
 import { describeError, warnOnce } from '../log';
@@ -15,6 +15,7 @@ export interface ScrapeResult {
 
 export class PullReader extends MetricReader {
   private readonly unitOverrides: ReadonlyMap<string, string>;
+  private readonly startTimes: ReadonlyMap<string, HrTime>;
   /** Folds in data from elsewhere before serializing (the cluster workers' metrics, in a cluster primary). */
   merge: ((own: ResourceMetrics) => ResourceMetrics) | undefined;
   /**
@@ -26,7 +27,12 @@ export class PullReader extends MetricReader {
 
   private readonly producers: MetricProducer[];
 
-  constructor(options: { cardinalityLimit: number; unitOverrides?: ReadonlyMap<string, string> }) {
+  /**
+   * `unitOverrides`: units for instruments created without one; `startTimes`:
+   * start times for counters that count from before the agent started (the
+   * host's, since boot). Both keyed by scope name and metric name, NUL between.
+   */
+  constructor(options: { cardinalityLimit: number; unitOverrides?: ReadonlyMap<string, string>; startTimes?: ReadonlyMap<string, HrTime> }) {
     const limit = options.cardinalityLimit;
     // Producers of our own (the HTTP server hook's aggregation) are added after
     // construction, so the SDK gets one producer that asks all of them.
@@ -35,6 +41,7 @@ export class PullReader extends MetricReader {
     super({ cardinalitySelector: () => limit, metricProducers: [all], aggregationTemporalitySelector: temporalityOf });
     this.producers = producers;
     this.unitOverrides = options.unitOverrides ?? new Map();
+    this.startTimes = options.startTimes ?? new Map();
   }
 
   /** Adds data that does not come from sdk-metrics instruments to every collection (scrapes and cluster pushes alike). */
@@ -52,9 +59,19 @@ export class PullReader extends MetricReader {
   }
 
   /** Every collection: scrapes, cluster pushes and OTLP exports. */
-  override collect(options?: { timeoutMillis?: number }): Promise<CollectionResult> {
+  override async collect(options?: { timeoutMillis?: number }): Promise<CollectionResult> {
     collectionStarts();
-    return super.collect(options);
+    const result = await super.collect(options);
+    if (this.startTimes.size > 0) {
+      for (const sm of result.resourceMetrics.scopeMetrics) {
+        for (const metric of sm.metrics) {
+          const start = this.startTimes.get(`${sm.scope.name}\u0000${metric.descriptor.name}`);
+          // The SDK builds these points afresh for each collection: setting them here changes no stored state.
+          if (start !== undefined) for (const point of metric.dataPoints) (point as { startTime: HrTime }).startTime = start;
+        }
+      }
+    }
+    return result;
   }
 
   private async collectAndSerialize(openMetrics: boolean): Promise<ScrapeResult> {

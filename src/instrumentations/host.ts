@@ -12,9 +12,11 @@
 // | process.cpu.time            | counter | s    | process.cpu.state |
 // | process.cpu.utilization     | gauge   | 1    | process.cpu.state |
 // | process.memory.usage        | gauge   | By   | |
-import type { MeterProvider } from '@opentelemetry/api';
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import type { HrTime, MeterProvider } from '@opentelemetry/api';
 import { VERSION } from '../resource';
-import { enableNetworkMetrics } from './network';
+import { enableNetworkMetrics, NETWORK_COUNTERS } from './network';
 
 export const HOST_METRICS_SCOPE = '@opentelemetry/host-metrics';
 
@@ -32,6 +34,32 @@ const MISSING_UNITS: Record<string, string> = {
 export const hostUnitOverrides: ReadonlyMap<string, string> = new Map(
   Object.entries(MISSING_UNITS).map(([name, unit]) => [`${HOST_METRICS_SCOPE}\u0000${name}`, unit]),
 );
+
+/**
+ * The host's counters count since boot, not since the agent started: their
+ * start time (OpenMetrics' `_created`, OTLP's start time) is the boot time,
+ * or a consumer reads the whole total as an increase at the agent's start.
+ * Keys as in hostUnitOverrides; where the boot time is unknown, only the process's.
+ */
+export function hostStartTimes(): ReadonlyMap<string, HrTime> {
+  // The process's CPU time counts from the process's start, a little before the preload's.
+  const origin = performance.timeOrigin;
+  const times = new Map<string, HrTime>([[`${HOST_METRICS_SCOPE}\u0000process.cpu.time`, [Math.floor(origin / 1000), Math.round((origin % 1000) * 1e6)]]]);
+  const boot = bootTime();
+  if (boot !== undefined) for (const key of [`${HOST_METRICS_SCOPE}\u0000system.cpu.time`, ...NETWORK_COUNTERS.map((name) => `promotel\u0000${name}`)]) times.set(key, boot);
+  return times;
+}
+
+// /proc/stat's btime is fixed; deriving it from the uptime would move by a
+// second from one reading to the next, and with it every `_created`.
+function bootTime(): HrTime | undefined {
+  try {
+    const match = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'));
+    return match ? [Number(match[1]), 0] : undefined;
+  } catch {
+    return undefined; // not Linux: the start time stays the agent's
+  }
+}
 
 export function enableHostMetrics(meterProvider: MeterProvider, groups: { system: boolean; process: boolean }): void {
   const metricGroups: string[] = [];

@@ -65,6 +65,9 @@ export function defaultRouteInterfaces(ipv4: string, ipv6 = ''): Set<string> {
   return out;
 }
 
+/** Counters since boot (host.ts gives them the boot time as start time). */
+export const NETWORK_COUNTERS = ['system.network.io', 'system.network.errors', 'system.network.dropped'];
+
 export function enableNetworkMetrics(meter: Meter): void {
   const io = meter.createObservableCounter('system.network.io', { description: 'Bytes received and sent by the network interfaces of the default route.', unit: 'By' });
   const errors = meter.createObservableCounter('system.network.errors', { description: 'Receive and transmit errors of the network interfaces of the default route.', unit: '{error}' });

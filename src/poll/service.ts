@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { Config } from '../config';
 import { PullReader } from '../exposition/reader';
-import { enableHostMetrics, hostUnitOverrides } from '../instrumentations/host';
+import { enableHostMetrics, hostStartTimes, hostUnitOverrides } from '../instrumentations/host';
 import { enableRuntimeMetrics } from '../instrumentations/runtime';
 import * as log from '../log';
 import { resourceAttributes, VERSION } from '../resource';
@@ -38,7 +38,7 @@ export type ServiceOptions = Pick<Config, 'host' | 'port' | 'runtimeMetrics' | '
 export function startPoller(initial: PollConfig, options: ServiceOptions): Poller {
   const { MeterProvider: Provider } = require('@opentelemetry/sdk-metrics') as typeof import('@opentelemetry/sdk-metrics');
   const { resourceFromAttributes } = require('@opentelemetry/resources') as typeof import('@opentelemetry/resources');
-  const reader = new PullReader({ cardinalityLimit: options.cardinalityLimit, unitOverrides: hostUnitOverrides });
+  const reader = new PullReader({ cardinalityLimit: options.cardinalityLimit, unitOverrides: hostUnitOverrides, startTimes: hostStartTimes() });
   const resource = resourceFromAttributes(resourceAttributes({ serviceName: options.serviceName ?? 'promotel', resourceAttributes: options.resourceAttributes }));
   const provider: MeterProvider = new Provider({ resource, readers: [reader] });
   const meter = provider.getMeter('promotel.poll', VERSION);
