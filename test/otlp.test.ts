@@ -189,3 +189,26 @@ test('a batch job that ends pushes its last numbers at exit; with no collector i
   assert.ok(Date.now() - started < 6000, `exit took ${Date.now() - started} ms`);
   assert.equal(agentLines(orphan.stderr()).length, 1);
 });
+
+test("the exit push leaves the app's own 'beforeExit' listener running as often as without the agent", async () => {
+  const otel = await collector();
+  try {
+    for (const work of ['', '1']) {
+      const runs: string[] = [];
+      for (const exporter of ['none', 'otlp']) {
+        const app = startApp(join(FIXTURES, 'before-exit.js'), {
+          env: { LISTENER_WORK: work, OTEL_METRICS_EXPORTER: exporter, OTEL_EXPORTER_OTLP_ENDPOINT: otel.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_METRIC_EXPORT_INTERVAL: '60000' },
+        });
+        assert.deepEqual(await app.exited, { code: 0, signal: null });
+        assert.equal(app.stderr(), '');
+        runs.push(app.stdout());
+      }
+      // Once when the listener leaves nothing to do; twice when its first run queues work, agent or not.
+      const times = work ? 2 : 1;
+      assert.deepEqual(runs, [`beforeExit ran ${times} times\n`, `beforeExit ran ${times} times\n`], `LISTENER_WORK=${work}`);
+    }
+    assert.equal(otel.received.length, 2, 'one exit push per OTLP run');
+  } finally {
+    otel.server.close();
+  }
+});
