@@ -8,7 +8,7 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { Attributes, Histogram, Meter } from '@opentelemetry/api';
 import { describeError, warnOnce } from '../log';
-import { DURATION_BUCKETS, clientErrorType, normalizeMethod } from './http-semconv';
+import { DURATION_BUCKETS, clientErrorType, configureKnownMethods, normalizeMethod } from './http-semconv';
 
 interface UndiciRequest {
   origin?: string | URL;
@@ -24,6 +24,7 @@ interface Pending {
 
 /** `meter` is called at the first finished request, so that subscribing does not load the SDK. */
 export function enableFetchMetrics(meter: () => Meter): () => void {
+  configureKnownMethods();
   let duration: Histogram | undefined;
   const histogram = (): Histogram =>
     (duration ??= meter().createHistogram('http.client.request.duration', {

@@ -20,7 +20,7 @@ import { describeError, warnOnce } from '../log';
 import type { Exemplar } from '../exposition/serialize';
 import { ownServers } from '../server';
 import { expressRoute } from './express-route';
-import { normalizeMethod } from './http-semconv';
+import { configureKnownMethods, normalizeMethod } from './http-semconv';
 import { HttpServerStore, recordDuration, type ActiveCell } from './http-server-store';
 
 const START = 'http.server.request.start';
@@ -49,6 +49,7 @@ export interface HttpServerOptions {
 
 /** Starts counting; the metrics reach a reader through `addProducer`. Returns the function that stops it. */
 export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void, options: HttpServerOptions): () => void {
+  configureKnownMethods();
   const store = new HttpServerStore(options.scope, options.cardinalityLimit, options.duration);
   addProducer(store);
   const withDuration = options.duration;
