@@ -76,3 +76,28 @@ test('pipelined requests that complete, then keep-alive on the same connection: 
     app.kill();
   }
 });
+
+for (const [hook, durations] of [
+  ['diagnostics_channel', ['POST 200 - 1']],
+  // Documented in README (HTTP details): the stock hook patches only the 'request' event.
+  ['instrumentation-http', []],
+] as const) {
+  test(`Expect: 100-continue on a server with a checkContinue listener, ${hook} hook: ${durations.length ? 'timed' : 'not timed'}`, async () => {
+    const { app, appPort, scrape } = await startServer('continue-server.js', { PROMOTEL_HTTP_SERVER_HOOK: hook });
+    try {
+      const client = await rawClient(appPort, 'POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n');
+      await eventually(async () => client.received().includes('100 Continue'));
+      client.socket.write('abc');
+      await eventually(async () => client.received().includes('200 OK'));
+      client.socket.destroy();
+      const s = await eventually(async () => {
+        const s = summary(await scrape());
+        return s.active.length > 0 ? s : undefined;
+      });
+      assert.deepEqual(s, { durations: [...durations], active: ['POST 0'] });
+      assert.equal(app.stderr(), '');
+    } finally {
+      app.kill();
+    }
+  });
+}
