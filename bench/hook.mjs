@@ -23,6 +23,8 @@ class FakeResponse extends EventEmitter {
   constructor(req) {
     super();
     this.req = req;
+    // As node:http assigns it before publishing, unless the response is queued behind a pipelined one.
+    this.socket = req.socket;
   }
 }
 const socket = { encrypted: false };

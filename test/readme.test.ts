@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { VARIABLES } from '../src/config';
+import { KNOWN_METHODS_VARIABLE } from '../src/instrumentations/http-semconv';
 import { HELP } from '../src/cli';
 import { DEMO, ROOT, eventually, freePort, get, pythonParse, startApp, type Family } from './helpers';
 import { scrape, startPoller, startTargets } from './poll-helpers';
@@ -38,10 +39,16 @@ test('the README starts with the two commands, and CI runs the same test command
 });
 
 test('the configuration table lists every variable the agent reads, with its default', () => {
-  const rows = table('variable').map(([name, def]) => ({ name: ticked(name!)[0], default: def!.replace(/`/g, '') }));
-  assert.deepEqual(rows, VARIABLES.map((v) => ({ name: v.name, default: v.default })));
+  const rows = table('variable').map(([name, def, meaning]) => ({ name: ticked(name!)[0], default: def!.replace(/`/g, ''), meaning: meaning! }));
+  // The HTTP hooks read their one variable themselves (http-semconv.ts); the others are config.ts's, in order.
+  const known = rows.filter((r) => r.name === KNOWN_METHODS_VARIABLE.name);
+  assert.deepEqual(known, [{ ...KNOWN_METHODS_VARIABLE }]);
+  assert.deepEqual(
+    rows.filter((r) => r.name !== KNOWN_METHODS_VARIABLE.name).map(({ name, default: d }) => ({ name, default: d })),
+    VARIABLES.map((v) => ({ name: v.name, default: v.default })),
+  );
   // And every variable the agent's code names is in the table, as a row or in a row's meaning (the *_METRICS_* variants).
-  const src = ['config.ts', 'register.ts', 'agent.ts', 'exporters/otlp.ts'].map((f) => readFileSync(join(ROOT, 'src', f), 'utf8')).join('\n');
+  const src = ['config.ts', 'register.ts', 'agent.ts', 'exporters/otlp.ts', 'instrumentations/http-semconv.ts'].map((f) => readFileSync(join(ROOT, 'src', f), 'utf8')).join('\n');
   const read = new Set([...src.matchAll(/\b((?:OTEL|PROMOTEL)_[A-Z_]+)\b/g)].map((m) => m[1]!));
   read.delete('PROMOTEL_CLUSTER_PRIMARY'); // internal: set by a primary for its workers
   const tableText = table('variable').map((r) => r.join(' ')).join('\n');

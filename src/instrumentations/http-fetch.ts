@@ -8,7 +8,7 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { Attributes, Histogram, Meter } from '@opentelemetry/api';
 import { describeError, warnOnce } from '../log';
-import { DURATION_BUCKETS, normalizeMethod } from './http-semconv';
+import { DURATION_BUCKETS, clientErrorType, configureKnownMethods, normalizeMethod } from './http-semconv';
 
 interface UndiciRequest {
   origin?: string | URL;
@@ -24,6 +24,7 @@ interface Pending {
 
 /** `meter` is called at the first finished request, so that subscribing does not load the SDK. */
 export function enableFetchMetrics(meter: () => Meter): () => void {
+  configureKnownMethods();
   let duration: Histogram | undefined;
   const histogram = (): Histogram =>
     (duration ??= meter().createHistogram('http.client.request.duration', {
@@ -55,9 +56,11 @@ export function enableFetchMetrics(meter: () => Meter): () => void {
     const origin = new URL(String(request.origin));
     const scheme = origin.protocol.replace(':', '');
     const port = origin.port ? Number(origin.port) : scheme === 'https' ? 443 : 80;
+    // URL keeps an IPv6 literal's brackets; server.address is the address itself.
+    const address = origin.hostname.startsWith('[') ? origin.hostname.slice(1, -1) : origin.hostname;
     pending.set(request, {
       start: performance.now(),
-      attributes: { 'http.request.method': normalizeMethod(request.method), 'server.address': origin.hostname, 'server.port': port, 'url.scheme': scheme },
+      attributes: { 'http.request.method': normalizeMethod(request.method), 'server.address': address, 'server.port': port, 'url.scheme': scheme },
     });
   });
   const onHeaders = guarded<{ request: UndiciRequest; response: { statusCode: number } }>(({ request, response }) => {
@@ -67,11 +70,8 @@ export function enableFetchMetrics(meter: () => Meter): () => void {
     p.attributes = { ...p.attributes, 'http.response.status_code': status, ...(status >= 400 ? { 'error.type': String(status) } : {}) };
   });
   const onDone = guarded<{ request: UndiciRequest }>(({ request }) => finish(request, {}));
-  const onError = guarded<{ request: UndiciRequest; error: Error & { code?: string } }>(({ request, error }) => {
-    // A request the app aborted on purpose is not an error (semantic conventions).
-    if (error?.name === 'AbortError') return finish(request, {});
-    finish(request, { 'error.type': error?.code || error?.name || 'Error' });
-  });
+  // Cancelled by the app or not, a fetch that rejects has failed (semantic conventions, recording errors).
+  const onError = guarded<{ request: UndiciRequest; error: unknown }>(({ request, error }) => finish(request, { 'error.type': clientErrorType(error) }));
 
   const subscriptions: Array<[string, (m: unknown) => void]> = [
     ['undici:request:create', onCreate],

@@ -20,13 +20,15 @@ import { describeError, warnOnce } from '../log';
 import type { Exemplar } from '../exposition/serialize';
 import { ownServers } from '../server';
 import { expressRoute } from './express-route';
-import { normalizeMethod } from './http-semconv';
+import { configureKnownMethods, normalizeMethod } from './http-semconv';
 import { HttpServerStore, recordDuration, type ActiveCell } from './http-server-store';
 
 const START = 'http.server.request.start';
 // Per-request state rides on the response itself: cheaper than a WeakMap entry.
 const STARTED = Symbol('promotel.started');
 const CELL = Symbol('promotel.cell');
+// On a connection: the pipelined responses that were queued behind another when they started.
+const QUEUED = Symbol('promotel.queued');
 
 interface StartMessage {
   request: IncomingMessage;
@@ -35,6 +37,7 @@ interface StartMessage {
 }
 
 type Tracked = ServerResponse & { [STARTED]?: number; [CELL]?: ActiveCell };
+type Connection = NonNullable<IncomingMessage['socket']> & { [QUEUED]?: Tracked[] };
 
 export interface HttpServerOptions {
   /** False when instrumentation-http records the duration: then only active requests are counted here. */
@@ -46,6 +49,7 @@ export interface HttpServerOptions {
 
 /** Starts counting; the metrics reach a reader through `addProducer`. Returns the function that stops it. */
 export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void, options: HttpServerOptions): () => void {
+  configureKnownMethods();
   const store = new HttpServerStore(options.scope, options.cardinalityLimit, options.duration);
   addProducer(store);
   const withDuration = options.duration;
@@ -98,9 +102,32 @@ export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void
       tracked[CELL] = cell;
       // 'close' comes after 'finish', and also when the client goes away first, so active_requests never leaks.
       response.on('close', onClose);
+      // ...except for a pipelined response queued behind an unfinished one: it has no socket yet, and
+      // if the client hangs up Node emits nothing on it. Rare (pipelining), so the check is all the common path pays.
+      if (!response.socket) watchQueued(request.socket as Connection, tracked);
     } catch (err) {
       warnOnce(`http-server:${describeError(err)}`, `HTTP server metrics skipped a request: ${describeError(err)}; the request itself was served`);
     }
+  }
+
+  /**
+   * Ends a queued response (as aborted, unless it finished) when its connection closes. One listener
+   * per connection, not per request: a deep pipeline would otherwise trip MaxListenersExceededWarning.
+   * Not the request's 'close': that comes as soon as the app has read the body, with the connection alive.
+   */
+  function watchQueued(socket: Connection, response: Tracked): void {
+    let queued = socket[QUEUED];
+    if (queued === undefined) {
+      queued = socket[QUEUED] = [];
+      socket.once('close', () => {
+        for (const r of socket[QUEUED]!) onClose.call(r);
+        socket[QUEUED] = [];
+      });
+    } else if (queued.length >= 16) {
+      // A long keep-alive connection must not hold every response it ever queued.
+      queued = socket[QUEUED] = queued.filter((r) => r[CELL] !== undefined);
+    }
+    queued.push(response);
   }
 
   subscribe(START, onStart);

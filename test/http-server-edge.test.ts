@@ -1,0 +1,103 @@
+// Server-hook edge cases that ordinary clients never produce: pipelining cut
+// off by the client, Expect: 100-continue. Raw sockets, so that the bytes on
+// the wire are exactly the ones under test.
+import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { FIXTURES, eventually, freePort, get, pythonParse, samplesOf, startApp, type App, type Family } from './helpers';
+
+async function startServer(fixture: string, env: Record<string, string> = {}): Promise<{ app: App; appPort: number; scrape: () => Promise<Family[]> }> {
+  const [appPort, metricsPort] = [await freePort(), await freePort()];
+  const app = startApp(join(FIXTURES, fixture), {
+    env: { ...env, PORT: String(appPort), OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' },
+  });
+  await app.waitFor(/listening/);
+  return { app, appPort, scrape: async () => pythonParse((await get(`http://127.0.0.1:${metricsPort}/metrics`)).body) };
+}
+
+/** Opens a raw connection and writes `payload`; `received()` is everything read so far. */
+function rawClient(port: number, payload: string): Promise<{ socket: Socket; received: () => string }> {
+  return new Promise((resolve, reject) => {
+    let data = '';
+    const socket = connect(port, '127.0.0.1', () => {
+      socket.write(payload);
+      resolve({ socket, received: () => data });
+    });
+    socket.setEncoding('utf8').on('data', (d: string) => (data += d));
+    socket.on('error', reject);
+  });
+}
+
+/** `method status error_type count` per duration series, and `method value` per active_requests series. */
+function summary(families: Family[]): { durations: string[]; active: string[] } {
+  const durations = samplesOf(families, 'http_server_request_duration_seconds_count').map(
+    (s) => `${s.labels.http_request_method} ${s.labels.http_response_status_code ?? '-'} ${s.labels.error_type ?? '-'} ${s.value}`,
+  );
+  const active = samplesOf(families, 'http_server_active_requests').map((s) => `${s.labels.http_request_method} ${s.value}`);
+  return { durations: durations.sort(), active: active.sort() };
+}
+
+const GET = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`;
+const POST = (path: string): string => `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc`;
+
+test('pipelined requests cut off by the client: each queued one ends as aborted, active_requests back to 0', async () => {
+  const { app, appPort, scrape } = await startServer('pipeline-server.js');
+  try {
+    const client = await rawClient(appPort, GET('/hang') + GET('/ok') + POST('/ok'));
+    await app.waitFor(/got POST \/ok/);
+    assert.deepEqual(summary(await scrape()).active, ['GET 2', 'POST 1']);
+    client.socket.destroy();
+    // The two answered ones had their headers written (queued, never sent): they keep their status.
+    const after = await eventually(async () => {
+      const s = summary(await scrape());
+      return s.active.join() === 'GET 0,POST 0' ? s : undefined;
+    });
+    assert.deepEqual(after.durations, ['GET - aborted 1', 'GET 200 aborted 1', 'POST 200 aborted 1']);
+    assert.equal(app.stderr(), '');
+  } finally {
+    app.kill();
+  }
+});
+
+test('pipelined requests that complete, then keep-alive on the same connection: each recorded exactly once', async () => {
+  const { app, appPort, scrape } = await startServer('pipeline-server.js');
+  try {
+    const client = await rawClient(appPort, GET('/slow') + POST('/ok') + GET('/ok'));
+    await eventually(async () => (client.received().match(/HTTP\/1\.1 200/g) ?? []).length === 3);
+    client.socket.write(GET('/ok'));
+    await eventually(async () => (client.received().match(/HTTP\/1\.1 200/g) ?? []).length === 4);
+    client.socket.destroy();
+    // The connection's close comes after all four responses ended: it must add nothing.
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(summary(await scrape()), { durations: ['GET 200 - 3', 'POST 200 - 1'], active: ['GET 0', 'POST 0'] });
+    assert.equal(app.stderr(), '');
+  } finally {
+    app.kill();
+  }
+});
+
+for (const [hook, durations] of [
+  ['diagnostics_channel', ['POST 200 - 1']],
+  // Documented in README (HTTP details): the stock hook patches only the 'request' event.
+  ['instrumentation-http', []],
+] as const) {
+  test(`Expect: 100-continue on a server with a checkContinue listener, ${hook} hook: ${durations.length ? 'timed' : 'not timed'}`, async () => {
+    const { app, appPort, scrape } = await startServer('continue-server.js', { PROMOTEL_HTTP_SERVER_HOOK: hook });
+    try {
+      const client = await rawClient(appPort, 'POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n');
+      await eventually(async () => client.received().includes('100 Continue'));
+      client.socket.write('abc');
+      await eventually(async () => client.received().includes('200 OK'));
+      client.socket.destroy();
+      const s = await eventually(async () => {
+        const s = summary(await scrape());
+        return s.active.length > 0 ? s : undefined;
+      });
+      assert.deepEqual(s, { durations: [...durations], active: ['POST 0'] });
+      assert.equal(app.stderr(), '');
+    } finally {
+      app.kill();
+    }
+  });
+}
