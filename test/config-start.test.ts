@@ -12,16 +12,17 @@ const SERVER_JS = join(ROOT, 'dist', 'src', 'server.js');
 
 const agentLines = (stderr: string): string[] => stderr.split('\n').filter((l) => l.startsWith('promotel '));
 
-test('start({ port: 70000 }): one warning naming the option, the app lives and exits 0', async () => {
+test('start({ port: 70000 }): one warning naming the option, the port the environment gives is used, the app lives and exits 0', async () => {
+  const port = await freePort();
   const script = `require(${JSON.stringify(INDEX)}).start({ port: 70000, host: '127.0.0.1', logLevel: 'INFO' }).listening.then((a) => console.log('listening', a && a.port)); setTimeout(() => console.log('app alive'), 300);`;
-  const app = startApp('-e', { preload: 'none', args: [script] });
   // `-e` takes the script as the next argument: startApp puts args after the "script".
+  const app = startApp('-e', { preload: 'none', args: [script], env: { OTEL_EXPORTER_PROMETHEUS_PORT: String(port) } });
   assert.deepEqual(await app.exited, { code: 0, signal: null });
   assert.match(app.stdout(), /app alive/);
-  assert.match(app.stdout(), /^listening 9000$/m);
+  assert.match(app.stdout(), new RegExp(`^listening ${port}$`, 'm'));
   assert.deepEqual(agentLines(app.stderr()), [
-    'promotel warn: promotel.start() option port=70000 is invalid: use a port number from 0 to 65535; using 9000',
-    'promotel info: serving metrics on http://127.0.0.1:9000/metrics',
+    `promotel warn: promotel.start() option port=70000 is invalid: use a port number from 0 to 65535; using ${port}`,
+    `promotel info: serving metrics on http://127.0.0.1:${port}/metrics`,
   ]);
 });
 
