@@ -11,11 +11,12 @@
 // the HTTP hooks count into their own stores, and the app's startup runs
 // without waiting for the SDK.
 import type { AddressInfo } from 'node:net';
+import { inspect } from 'node:util';
 import { diag, DiagLogLevel, metrics, type Meter, type MeterProvider as ApiMeterProvider } from '@opentelemetry/api';
 import type { MeterProvider, MetricProducer, ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { endWindow } from './collection';
 import { clusterRole, createAggregator, PRIMARY_MARK, pushToPrimary } from './cluster';
-import { readConfig, type Config } from './config';
+import { resolveConfig, type Config } from './config';
 import { startOtlpPush } from './exporters/otlp';
 import type { PullReader } from './exposition/reader';
 import { hostStartTimes, hostUnitOverrides, enableHostMetrics } from './instrumentations/host';
@@ -24,6 +25,7 @@ import { enableHttpServerMetrics } from './instrumentations/http-server';
 import { enableOtelHttp } from './instrumentations/http-otel';
 import { enableOnFirstRequest } from './instrumentations/http-client-lazy';
 import { enableRuntimeMetrics } from './instrumentations/runtime';
+import { setExemplarFilter } from './instrumentations/exemplar-filter';
 import * as log from './log';
 import { resourceAttributes, VERSION } from './resource';
 import { serveMetrics, type MetricsServer } from './server';
@@ -50,12 +52,14 @@ const PORT_RETRY_MS = 2000;
  */
 export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = process.env): Agent | undefined {
   if (current) return current;
-  const { config: fromEnv, warnings } = readConfig(env);
-  const config: Config = { ...fromEnv, ...options };
+  const { config, warnings } = resolveConfig(env, options);
   log.setLogLevel(config.logLevel);
-  for (const w of warnings) log.warn(w);
+  const role = clusterRole(env);
+  // A worker reads the same environment as its primary, which has said all of this once already.
+  if (role !== 'worker') for (const w of warnings) log.warn(w);
   if (config.disabled) return undefined;
   routeDiagnostics(config);
+  setExemplarFilter(config.exemplarFilter);
 
   interface Sdk {
     meterProvider: MeterProvider;
@@ -110,7 +114,6 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
   // the startup time; a script that ends at once never loads them.
   let stopped = false;
   stops.push(() => (stopped = true));
-  const role = clusterRole(env);
   setImmediate(() => {
     if (stopped) return;
     let meterProvider: MeterProvider;
@@ -171,7 +174,10 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
           {
             protocol: config.otlpProtocol,
             intervalMs: config.exportIntervalMs,
-            timeoutMs: config.otlpTimeoutMs,
+            endpoint: config.otlpEndpoint,
+            headers: config.otlpHeaders,
+            // OTEL_METRIC_EXPORT_TIMEOUT bounds the whole export, OTEL_EXPORTER_OTLP_TIMEOUT its request: the shorter one rules.
+            timeoutMs: Math.min(config.otlpTimeoutMs, config.exportTimeoutMs),
             collect: () => {
               const { reader } = load();
               return reader.collect().then((r) => {
@@ -180,7 +186,6 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
               });
             },
           },
-          env,
         );
       });
     }
@@ -224,11 +229,13 @@ export function getMeter(name: string, version?: string): Meter {
   return metrics.getMeter(name, version);
 }
 
-function guard(what: string, variable: string, fn: () => void): void {
+/** Exported for its test only. */
+export function guard(what: string, variable: string, fn: () => void): void {
   try {
     fn();
   } catch (err) {
-    log.warn(`${what} could not start: ${log.describeError(err)}; the application runs without them (set ${variable}=false to skip them quietly)`);
+    const off = variable === 'OTEL_METRICS_EXPORTER' ? 'none' : 'false';
+    log.warn(`${what} could not start: ${log.describeError(err)}; the application runs without them (set ${variable}=${off} to skip them quietly)`);
   }
 }
 
@@ -239,7 +246,7 @@ function routeDiagnostics(config: Config): void {
     debug: DiagLogLevel.DEBUG, verbose: DiagLogLevel.VERBOSE, all: DiagLogLevel.ALL,
   };
   // First lines only: the API passes stack traces as strings, and one problem is one line.
-  const line = (args: unknown[]): string => args.map((a) => (typeof a === 'string' ? a : log.describeError(a)).split('\n')[0]).join(' ');
+  const line = (args: unknown[]): string => args.map((a) => describeArgument(a).split('\n')[0]).join(' ');
   // Another SDK registered first: for metrics, start() says so once with the fix; an async context
   // manager registered by the app serves the Express route as well as ours would.
   const duplicate = (a: unknown[]): boolean => a.some((x) => typeof x === 'string' && x.includes('Attempted duplicate registration of API'));
@@ -253,4 +260,11 @@ function routeDiagnostics(config: Config): void {
     },
     { logLevel: levels[config.logLevel], suppressOverrideMessage: true },
   );
+}
+
+// The SDK passes details as objects ({ module, version, baseDir }): shown as they read in code, on one line.
+function describeArgument(a: unknown): string {
+  if (typeof a === 'string') return a;
+  if (a instanceof Error || typeof a !== 'object' || a === null) return log.describeError(a);
+  return inspect(a, { breakLength: Infinity, depth: 2, maxArrayLength: 10, maxStringLength: 200 });
 }

@@ -1,11 +1,18 @@
 // Configuration comes from the standard OTEL_* variables first; PROMOTEL_* only
 // covers what the OpenTelemetry specification has no variable for. A bad value
 // never stops the agent: it yields one warning that names the variable, the
-// value and the fix, and the default is used.
+// value and the fix, and the default is used. The options of start() go
+// through the same checks, and win over the variables they replace.
 import { isLogLevel, type LogLevel } from './log';
+import { baseEndpoint, checkTemporality, DEFAULT_OTLP_ENDPOINT, exportInterval, exportTimeout, protocol, readHeaders, type OtlpProtocol } from './config-otlp';
+import { parseResourceAttributes } from './config-pairs';
+import { bool, host, httpUrl, invalid, listed, millis, ok, oneOf, port, shown, text, wholeNumber, type Check } from './config-values';
+
+export { parseResourceAttributes } from './config-pairs';
 
 export type HttpServerHook = 'diagnostics_channel' | 'instrumentation-http';
 export type MetricsExporter = 'prometheus' | 'otlp';
+export type ExemplarFilter = 'trace_based' | 'always_on' | 'always_off';
 
 export interface Config {
   disabled: boolean;
@@ -20,11 +27,18 @@ export interface Config {
   eventLoopResolutionMs: number;
   httpMetrics: boolean;
   httpServerHook: HttpServerHook;
+  exemplarFilter: ExemplarFilter;
   cardinalityLimit: number;
   clusterPushIntervalMs: number;
-  otlpProtocol: 'http/protobuf' | 'http/json';
+  otlpProtocol: OtlpProtocol;
+  /** Where OTLP data goes, the signal path included. */
+  otlpEndpoint: string;
+  otlpHeaders: Record<string, string>;
   exportIntervalMs: number;
+  /** One OTLP request, retries included (OTEL_EXPORTER_OTLP_TIMEOUT). */
   otlpTimeoutMs: number;
+  /** One whole export (OTEL_METRIC_EXPORT_TIMEOUT); a push is bounded by the shorter of the two. */
+  exportTimeoutMs: number;
 }
 
 export const DEFAULTS: Readonly<Config> = Object.freeze({
@@ -40,164 +54,230 @@ export const DEFAULTS: Readonly<Config> = Object.freeze({
   eventLoopResolutionMs: 10,
   httpMetrics: true,
   httpServerHook: 'diagnostics_channel' as HttpServerHook,
+  exemplarFilter: 'trace_based' as ExemplarFilter,
   cardinalityLimit: 2000,
   clusterPushIntervalMs: 1000,
   otlpProtocol: 'http/protobuf' as const,
+  otlpEndpoint: DEFAULT_OTLP_ENDPOINT,
+  otlpHeaders: {},
   exportIntervalMs: 60_000,
-  otlpTimeoutMs: 5000,
+  otlpTimeoutMs: 10_000,
+  exportTimeoutMs: 30_000,
 });
 
 /** Every variable the agent reads, with its default and meaning: the README's table is checked against this list. */
 export const VARIABLES: ReadonlyArray<{ name: string; default: string; meaning: string }> = [
   { name: 'OTEL_SDK_DISABLED', default: 'false', meaning: '`true` loads nothing and opens no port' },
-  { name: 'OTEL_SERVICE_NAME', default: 'package.json name, else script name', meaning: '`service.name` in `target_info`' },
-  { name: 'OTEL_RESOURCE_ATTRIBUTES', default: '(empty)', meaning: '`key=value,...` added to the resource (`target_info`)' },
-  { name: 'OTEL_EXPORTER_PROMETHEUS_HOST', default: '0.0.0.0', meaning: 'address the metrics endpoint listens on' },
-  { name: 'OTEL_EXPORTER_PROMETHEUS_PORT', default: '9000', meaning: 'port of the metrics endpoint (0 picks a free one)' },
+  { name: 'OTEL_SERVICE_NAME', default: 'package.json name, else script name', meaning: '`service.name` in `target_info`. Detected from the package.json above the app\'s script (pm2\'s `pm_exec_path` names it under pm2); a launcher under `node_modules` is skipped, for the package.json of the working directory' },
+  { name: 'OTEL_RESOURCE_ATTRIBUTES', default: '(empty)', meaning: '`key=value,...` added to the resource (`target_info`), percent-decoded; one bad entry and the whole variable is ignored, as the spec says' },
+  { name: 'OTEL_EXPORTER_PROMETHEUS_HOST', default: '0.0.0.0', meaning: 'address the metrics endpoint listens on (the spec default is `localhost`; promotel listens on every interface so that Prometheus can reach it in a container)' },
+  { name: 'OTEL_EXPORTER_PROMETHEUS_PORT', default: '9000', meaning: 'port of the metrics endpoint, 0 picks a free one (the spec default is 9464; 9000 is promotel\'s documented port)' },
   { name: 'OTEL_METRICS_EXPORTER', default: 'prometheus', meaning: '`prometheus` (the pull endpoint), `otlp` (push), both as `prometheus,otlp`, or `none`' },
-  { name: 'OTEL_EXPORTER_OTLP_ENDPOINT', default: 'http://localhost:4318', meaning: 'with `otlp`: the collector; `/v1/metrics` is appended (`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` is used as is)' },
+  { name: 'OTEL_METRICS_EXEMPLAR_FILTER', default: 'trace_based', meaning: 'exemplars on the HTTP server histogram: `trace_based` (under a sampled span), `always_on` (under any span; a request with no span has no trace id to show, so it still gets none) or `always_off`' },
+  { name: 'OTEL_EXPORTER_OTLP_ENDPOINT', default: 'http://localhost:4318', meaning: 'with `otlp`: the collector, an `http://` or `https://` URL; `/v1/metrics` is appended (`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` is used as is)' },
   { name: 'OTEL_EXPORTER_OTLP_PROTOCOL', default: 'http/protobuf', meaning: 'with `otlp`: `http/protobuf` or `http/json` (`OTEL_EXPORTER_OTLP_METRICS_PROTOCOL` wins)' },
-  { name: 'OTEL_EXPORTER_OTLP_TIMEOUT', default: '5000', meaning: 'with `otlp`: ms one export may take, retries included (`OTEL_EXPORTER_OTLP_METRICS_TIMEOUT` wins); it bounds how long a finished app waits for its last push' },
-  { name: 'OTEL_EXPORTER_OTLP_HEADERS', default: '(empty)', meaning: 'with `otlp`: `key=value,...` sent with each export (`OTEL_EXPORTER_OTLP_METRICS_HEADERS` too)' },
+  { name: 'OTEL_EXPORTER_OTLP_TIMEOUT', default: '10000', meaning: 'with `otlp`: ms one export request may take, retries included (`OTEL_EXPORTER_OTLP_METRICS_TIMEOUT` wins); it bounds how long a finished app waits for its last push' },
+  { name: 'OTEL_EXPORTER_OTLP_HEADERS', default: '(empty)', meaning: 'with `otlp`: `key=value,...` sent with each export, percent-decoded (`OTEL_EXPORTER_OTLP_METRICS_HEADERS` too, winning per header)' },
+  { name: 'OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE', default: 'cumulative', meaning: 'with `otlp`: promotel pushes cumulative data only; for delta, use the Collector\'s `cumulativetodelta` processor' },
   { name: 'OTEL_METRIC_EXPORT_INTERVAL', default: '60000', meaning: 'with `otlp`: ms between pushes' },
+  { name: 'OTEL_METRIC_EXPORT_TIMEOUT', default: '30000', meaning: 'with `otlp`: ms one push may take in all; a push is bounded by the shorter of this and `OTEL_EXPORTER_OTLP_TIMEOUT`' },
   { name: 'OTEL_LOG_LEVEL', default: 'warn', meaning: '`none`, `error`, `warn`, `info`, `debug`, `verbose`, `all`' },
   { name: 'PROMOTEL_HTTP_METRICS', default: 'true', meaning: 'HTTP server and client metrics' },
   { name: 'PROMOTEL_HTTP_SERVER_HOOK', default: 'diagnostics_channel', meaning: 'how server requests are timed: `diagnostics_channel` (fast) or `instrumentation-http` (the stock OTel patch)' },
-  { name: 'PROMOTEL_RUNTIME_METRICS', default: 'true', meaning: 'Node.js runtime metrics (event loop, GC, V8 heap, handles, version)' },
+  { name: 'PROMOTEL_RUNTIME_METRICS', default: 'true', meaning: 'Node.js runtime metrics (event loop, GC, V8 heap, handles, version) and this process\'s CPU and memory (`process_cpu_*`, `process_memory_usage_bytes`)' },
   { name: 'PROMOTEL_EVENTLOOP_DELAY_RESOLUTION', default: '10', meaning: 'ms between event-loop delay samples. Each sample wakes an idle process: on the benchmark VM (2026-11-30) an idle service with promotel spent about 9 ms of CPU per second at 10 ms, 2 ms at 100 ms. A block shorter than this may go unseen, and a longer one reads up to this much short' },
-  { name: 'PROMOTEL_HOST_METRICS', default: 'true', meaning: 'host and process metrics from `@opentelemetry/host-metrics`' },
+  { name: 'PROMOTEL_HOST_METRICS', default: 'true', meaning: 'the host\'s CPU, memory and network (`system_*`, from `@opentelemetry/host-metrics`); the process\'s own follow `PROMOTEL_RUNTIME_METRICS`' },
   { name: 'PROMOTEL_CARDINALITY_LIMIT', default: '2000', meaning: 'series per metric before new label sets go to the `otel_metric_overflow="true"` series' },
   { name: 'PROMOTEL_CLUSTER_PUSH_INTERVAL', default: '1000', meaning: 'under `node:cluster`, how often (ms) each worker sends its metrics to the primary' },
 ];
 
 type Env = Record<string, string | undefined>;
 
-export function readConfig(env: Env = process.env): { config: Config; warnings: string[] } {
-  const warnings: string[] = [];
-  const config: Config = { ...DEFAULTS, resourceAttributes: {}, exporters: [...DEFAULTS.exporters] };
-  const bad = (name: string, value: string, fix: string, used: string): void => {
-    warnings.push(`${name}=${JSON.stringify(value)} is invalid: ${fix}; using ${used}`);
-  };
-
-  const bool = (name: string, fallback: boolean): boolean => {
-    const raw = env[name];
-    if (raw === undefined || raw.trim() === '') return fallback;
-    const v = raw.trim().toLowerCase();
-    if (v === 'true') return true;
-    if (v === 'false') return false;
-    bad(name, raw, 'set it to true or false', String(fallback));
-    return fallback;
-  };
-
-  config.disabled = bool('OTEL_SDK_DISABLED', DEFAULTS.disabled);
-
-  const level = env.OTEL_LOG_LEVEL?.trim().toLowerCase();
-  if (level) {
-    if (isLogLevel(level)) config.logLevel = level;
-    else bad('OTEL_LOG_LEVEL', env.OTEL_LOG_LEVEL!, 'use none, error, warn, info, debug, verbose or all', DEFAULTS.logLevel);
-  }
-
-  const name = env.OTEL_SERVICE_NAME?.trim();
-  if (name) config.serviceName = name;
-
-  if (env.OTEL_RESOURCE_ATTRIBUTES?.trim()) {
-    const { attributes, rejected } = parseResourceAttributes(env.OTEL_RESOURCE_ATTRIBUTES);
-    config.resourceAttributes = attributes;
-    for (const pair of rejected) {
-      warnings.push(`OTEL_RESOURCE_ATTRIBUTES has ${JSON.stringify(pair)}, which is not key=value: write pairs as key=value separated by commas (percent-encode , = and spaces in values); that pair is ignored`);
-    }
-  }
-
-  const host = env.OTEL_EXPORTER_PROMETHEUS_HOST?.trim();
-  if (host) config.host = host;
-
-  const port = env.OTEL_EXPORTER_PROMETHEUS_PORT;
-  if (port !== undefined && port.trim() !== '') {
-    const n = Number(port.trim());
-    if (/^\d+$/.test(port.trim()) && n >= 0 && n <= 65535) config.port = n;
-    else bad('OTEL_EXPORTER_PROMETHEUS_PORT', port, 'use a port number from 0 to 65535', String(DEFAULTS.port));
-  }
-
-  const exporters = env.OTEL_METRICS_EXPORTER;
-  if (exporters !== undefined && exporters.trim() !== '') {
-    const chosen = new Set<MetricsExporter>();
-    const unknown: string[] = [];
-    let none = false;
-    for (const raw of exporters.split(',')) {
-      const v = raw.trim().toLowerCase();
-      if (v === 'prometheus') chosen.add('prometheus');
-      else if (v === 'none') none = true;
-      else if (v === 'otlp') chosen.add('otlp');
-      else if (v !== '') unknown.push(raw.trim());
-    }
-    // One warning for all the unknown names; the endpoint stays on, so that a typo never silences the metrics.
-    if (unknown.length > 0) chosen.add('prometheus');
-    config.exporters = none && chosen.size === 0 ? [] : [...chosen];
-    if (unknown.length > 0) {
-      bad('OTEL_METRICS_EXPORTER', exporters, `${unknown.map((u) => JSON.stringify(u)).join(' and ')} ${unknown.length > 1 ? 'are not exporters' : 'is not an exporter'}: use prometheus, otlp, both separated by a comma, or none`, config.exporters.join(','));
-    }
-  }
-
-  config.httpMetrics = bool('PROMOTEL_HTTP_METRICS', DEFAULTS.httpMetrics);
-  config.runtimeMetrics = bool('PROMOTEL_RUNTIME_METRICS', DEFAULTS.runtimeMetrics);
-  config.hostMetrics = bool('PROMOTEL_HOST_METRICS', DEFAULTS.hostMetrics);
-
-  const hook = env.PROMOTEL_HTTP_SERVER_HOOK?.trim();
-  if (hook) {
-    if (hook === 'diagnostics_channel' || hook === 'instrumentation-http') config.httpServerHook = hook;
-    else bad('PROMOTEL_HTTP_SERVER_HOOK', hook, 'use diagnostics_channel or instrumentation-http', DEFAULTS.httpServerHook);
-  }
-
-  const limit = env.PROMOTEL_CARDINALITY_LIMIT?.trim();
-  if (limit) {
-    const n = Number(limit);
-    if (/^\d+$/.test(limit) && n >= 2 && n <= 1_000_000) config.cardinalityLimit = n;
-    else bad('PROMOTEL_CARDINALITY_LIMIT', limit, 'use a whole number from 2 to 1000000', String(DEFAULTS.cardinalityLimit));
-  }
-
-  const protocolVar = env.OTEL_EXPORTER_OTLP_METRICS_PROTOCOL?.trim() ? 'OTEL_EXPORTER_OTLP_METRICS_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL';
-  const protocol = env[protocolVar]?.trim();
-  if (protocol) {
-    if (protocol === 'http/protobuf' || protocol === 'http/json') config.otlpProtocol = protocol;
-    else if (protocol === 'grpc') warnings.push(`${protocolVar}="grpc" is not supported by promotel: use http/protobuf (the Collector's port 4318); using http/protobuf`);
-    else bad(protocolVar, protocol, 'use http/protobuf or http/json', DEFAULTS.otlpProtocol);
-  }
-
-  const millis = (name: string, min: number, max: number, fallback: number): number => {
-    const raw = env[name]?.trim();
-    if (!raw) return fallback;
-    const n = Number(raw);
-    if (/^\d+$/.test(raw) && n >= min && n <= max) return n;
-    bad(name, raw, `use milliseconds from ${min} to ${max}`, String(fallback));
-    return fallback;
-  };
-  config.exportIntervalMs = millis('OTEL_METRIC_EXPORT_INTERVAL', 100, 86_400_000, DEFAULTS.exportIntervalMs);
-  const timeoutVar = env.OTEL_EXPORTER_OTLP_METRICS_TIMEOUT?.trim() ? 'OTEL_EXPORTER_OTLP_METRICS_TIMEOUT' : 'OTEL_EXPORTER_OTLP_TIMEOUT';
-  config.otlpTimeoutMs = millis(timeoutVar, 100, 600_000, DEFAULTS.otlpTimeoutMs);
-
-  config.eventLoopResolutionMs = millis('PROMOTEL_EVENTLOOP_DELAY_RESOLUTION', 1, 60_000, DEFAULTS.eventLoopResolutionMs);
-  config.clusterPushIntervalMs = millis('PROMOTEL_CLUSTER_PUSH_INTERVAL', 50, 600_000, DEFAULTS.clusterPushIntervalMs);
-
-  return { config, warnings };
+interface Setting {
+  key: keyof Config;
+  /** Tried in order: the first one set and valid gives the value (the per-signal variable comes before the generic one). */
+  sources: Array<{ variable: string; check: Check<unknown> }>;
+  /** Read, and complained about, only when OTLP push is on. */
+  otlp?: boolean;
 }
 
-/** W3C Baggage-like `key=value,key2=value2`, values percent-decoded, as the OTel spec defines OTEL_RESOURCE_ATTRIBUTES. */
-export function parseResourceAttributes(raw: string): { attributes: Record<string, string>; rejected: string[] } {
-  const attributes: Record<string, string> = {};
-  const rejected: string[] = [];
-  for (const pair of raw.split(',')) {
-    if (pair.trim() === '') continue;
-    const eq = pair.indexOf('=');
-    const key = eq > 0 ? pair.slice(0, eq).trim() : '';
-    if (!key) {
-      rejected.push(pair);
+const logLevel: Check<LogLevel> = (raw) => {
+  const v = raw.trim().toLowerCase();
+  return isLogLevel(v) ? ok(v) : invalid('use none, error, warn, info, debug, verbose or all');
+};
+
+const one = (key: keyof Config, variable: string, check: Check<unknown>, otlp = false): Setting => ({ key, sources: [{ variable, check }], otlp });
+const perSignal = (key: keyof Config, variables: [metrics: string, generic: string], check: Check<unknown>, generic: Check<unknown> = check): Setting => ({
+  key,
+  sources: [
+    { variable: variables[0], check },
+    { variable: variables[1], check: generic },
+  ],
+  otlp: true,
+});
+
+// In the order their warnings are said.
+const SETTINGS: Setting[] = [
+  one('disabled', 'OTEL_SDK_DISABLED', bool),
+  one('logLevel', 'OTEL_LOG_LEVEL', logLevel),
+  one('serviceName', 'OTEL_SERVICE_NAME', text),
+  one('host', 'OTEL_EXPORTER_PROMETHEUS_HOST', host),
+  one('port', 'OTEL_EXPORTER_PROMETHEUS_PORT', port),
+  one('httpMetrics', 'PROMOTEL_HTTP_METRICS', bool),
+  one('runtimeMetrics', 'PROMOTEL_RUNTIME_METRICS', bool),
+  one('hostMetrics', 'PROMOTEL_HOST_METRICS', bool),
+  one('httpServerHook', 'PROMOTEL_HTTP_SERVER_HOOK', oneOf(['diagnostics_channel', 'instrumentation-http'] as const)),
+  one('exemplarFilter', 'OTEL_METRICS_EXEMPLAR_FILTER', oneOf(['trace_based', 'always_on', 'always_off'] as const)),
+  one('cardinalityLimit', 'PROMOTEL_CARDINALITY_LIMIT', wholeNumber(2, 1_000_000)),
+  perSignal('otlpProtocol', ['OTEL_EXPORTER_OTLP_METRICS_PROTOCOL', 'OTEL_EXPORTER_OTLP_PROTOCOL'], protocol),
+  perSignal('otlpEndpoint', ['OTEL_EXPORTER_OTLP_METRICS_ENDPOINT', 'OTEL_EXPORTER_OTLP_ENDPOINT'], httpUrl, baseEndpoint),
+  one('exportIntervalMs', 'OTEL_METRIC_EXPORT_INTERVAL', exportInterval, true),
+  perSignal('otlpTimeoutMs', ['OTEL_EXPORTER_OTLP_METRICS_TIMEOUT', 'OTEL_EXPORTER_OTLP_TIMEOUT'], exportTimeout),
+  one('exportTimeoutMs', 'OTEL_METRIC_EXPORT_TIMEOUT', millis(100, 600_000), true),
+  one('eventLoopResolutionMs', 'PROMOTEL_EVENTLOOP_DELAY_RESOLUTION', millis(1, 60_000)),
+  one('clusterPushIntervalMs', 'PROMOTEL_CLUSTER_PUSH_INTERVAL', millis(50, 600_000)),
+];
+
+const EXPORTERS = ['prometheus', 'otlp'] as const;
+const OPTION_KEYS = Object.keys(DEFAULTS) as Array<keyof Config>;
+
+export function readConfig(env: Env = process.env): { config: Config; warnings: string[] } {
+  return resolveConfig(env, {});
+}
+
+/** The configuration from the environment with the options of start() on top: options given in code win. */
+export function resolveConfig(env: Env, options: unknown): { config: Config; warnings: string[] } {
+  const config: Config = { ...DEFAULTS, resourceAttributes: {}, exporters: [...DEFAULTS.exporters], otlpHeaders: {} };
+  const envWarnings: string[] = [];
+  const { values: given, warnings: optionWarnings } = checkOptions(options);
+  const fromCode = (key: keyof Config): boolean => given.has(key);
+
+  if (!fromCode('exporters')) config.exporters = readExporters(env, envWarnings) ?? config.exporters;
+  else config.exporters = given.get('exporters') as MetricsExporter[];
+  const otlp = config.exporters.includes('otlp');
+
+  for (const s of SETTINGS) {
+    if (s.otlp && !otlp) continue;
+    if (fromCode(s.key)) {
+      (config as unknown as Record<string, unknown>)[s.key] = given.get(s.key);
       continue;
     }
-    try {
-      attributes[key] = decodeURIComponent(pair.slice(eq + 1).trim());
-    } catch {
-      rejected.push(pair);
-    }
+    const { value, warnings } = readSetting(s, env, config[s.key]);
+    (config as unknown as Record<string, unknown>)[s.key] = value;
+    envWarnings.push(...warnings);
   }
-  return { attributes, rejected };
+  if (fromCode('resourceAttributes')) config.resourceAttributes = given.get('resourceAttributes') as Record<string, string>;
+  else if (env.OTEL_RESOURCE_ATTRIBUTES?.trim()) {
+    const { attributes, error } = parseResourceAttributes(env.OTEL_RESOURCE_ATTRIBUTES);
+    config.resourceAttributes = attributes;
+    if (error) envWarnings.push(error);
+  }
+  if (otlp) {
+    if (fromCode('otlpHeaders')) config.otlpHeaders = given.get('otlpHeaders') as Record<string, string>;
+    else {
+      const { headers, warnings } = readHeaders(env);
+      config.otlpHeaders = headers;
+      envWarnings.push(...warnings);
+    }
+    const temporality = checkTemporality(env);
+    if (temporality) envWarnings.push(temporality);
+  }
+  // An invalid option falls back to what the environment says, so its warning comes last, naming that value.
+  for (const w of optionWarnings) {
+    if (w.key === undefined) envWarnings.push(`${w.message}; it is ignored`);
+    else if (otlp || !isOtlpKey(w.key)) envWarnings.push(`${w.message}; using ${showValue(config[w.key])}`);
+  }
+  return { config, warnings: envWarnings };
+}
+
+const isOtlpKey = (key: keyof Config): boolean => key === 'otlpHeaders' || SETTINGS.some((s) => s.key === key && s.otlp);
+
+function readSetting(s: Setting, env: Env, fallback: unknown): { value: unknown; warnings: string[] } {
+  const complaints: string[] = [];
+  for (const { variable, check } of s.sources) {
+    const raw = env[variable];
+    if (raw === undefined || raw.trim() === '') continue;
+    const r = check(raw);
+    if ('value' in r) {
+      // A per-signal variable that cannot be parsed counts as not set: the generic one applies.
+      return { value: r.value, warnings: complaints.map((c) => `${c}; using ${showValue(r.value)} from ${variable}`) };
+    }
+    complaints.push(`${variable}=${JSON.stringify(raw)} ${r.error}`);
+  }
+  return { value: fallback, warnings: complaints.map((c) => `${c}; using ${showValue(fallback)}`) };
+}
+
+function readExporters(env: Env, warnings: string[]): MetricsExporter[] | undefined {
+  const raw = env.OTEL_METRICS_EXPORTER;
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const { exporters, unknown } = parseExporters(raw.split(','));
+  if (unknown.length > 0) {
+    warnings.push(`OTEL_METRICS_EXPORTER=${JSON.stringify(raw)} is invalid: ${unknown.map((u) => JSON.stringify(u)).join(' and ')} ${unknown.length > 1 ? 'are not exporters' : 'is not an exporter'}: use prometheus, otlp, both separated by a comma, or none; using ${exporters.join(',')}`);
+  }
+  return exporters;
+}
+
+function parseExporters(names: string[]): { exporters: MetricsExporter[]; unknown: string[] } {
+  const chosen = new Set<MetricsExporter>();
+  const unknown: string[] = [];
+  let none = false;
+  for (const name of names) {
+    const v = name.trim().toLowerCase();
+    if ((EXPORTERS as readonly string[]).includes(v)) chosen.add(v as MetricsExporter);
+    else if (v === 'none') none = true;
+    else if (v !== '') unknown.push(name.trim());
+  }
+  // The endpoint stays on after a typo, so that a typo never silences the metrics.
+  if (unknown.length > 0) chosen.add('prometheus');
+  return { exporters: none && chosen.size === 0 ? [] : [...chosen], unknown };
+}
+
+interface OptionWarning {
+  key: keyof Config | undefined;
+  message: string;
+}
+
+/** The valid options, by key; each invalid one is a warning finished later with the value used instead. */
+function checkOptions(options: unknown): { values: Map<keyof Config, unknown>; warnings: OptionWarning[] } {
+  const values = new Map<keyof Config, unknown>();
+  const warnings: OptionWarning[] = [];
+  if (options === undefined || options === null) return { values, warnings };
+  if (typeof options !== 'object' || Array.isArray(options)) {
+    warnings.push({ key: undefined, message: `promotel.start() takes an options object such as { port: 9464 }, not ${shown(options)}` });
+    return { values, warnings };
+  }
+  for (const [key, value] of Object.entries(options)) {
+    if (value === undefined) continue;
+    if (!(OPTION_KEYS as string[]).includes(key)) {
+      warnings.push({ key: undefined, message: `promotel.start() option ${JSON.stringify(key)} is unknown: use ${listed(OPTION_KEYS)}` });
+      continue;
+    }
+    const k = key as keyof Config;
+    const r = checkOption(k, value);
+    if ('value' in r) values.set(k, r.value);
+    else warnings.push({ key: k, message: `promotel.start() option ${k}=${shown(value)} ${r.error}` });
+  }
+  return { values, warnings };
+}
+
+function checkOption(key: keyof Config, value: unknown): { value: unknown } | { error: string } {
+  if (key === 'exporters') {
+    const names = Array.isArray(value) ? value : typeof value === 'string' ? value.split(',') : undefined;
+    if (names === undefined || names.some((n) => typeof n !== 'string')) return invalid("give an array such as ['prometheus', 'otlp'], or []");
+    const { exporters, unknown } = parseExporters(names.length === 0 ? ['none'] : (names as string[]));
+    return unknown.length > 0 ? invalid(`${unknown.map((u) => JSON.stringify(u)).join(' and ')} not an exporter: use prometheus, otlp, both, or []`) : ok(exporters);
+  }
+  if (key === 'resourceAttributes' || key === 'otlpHeaders') {
+    const strings = typeof value === 'object' && value !== null && !Array.isArray(value) && Object.values(value).every((v) => typeof v === 'string');
+    return strings ? ok({ ...(value as Record<string, string>) }) : invalid("give an object of string values such as { 'deployment.environment.name': 'prod' }");
+  }
+  const setting = SETTINGS.find((s) => s.key === key)!;
+  const raw = typeof value === 'string' ? value : (typeof value === 'number' && Number.isFinite(value)) || typeof value === 'boolean' ? String(value) : undefined;
+  // Only the first source's check: an endpoint given in code is used as is, like the per-signal variable.
+  return raw === undefined || raw.trim() === '' ? invalid(`give a ${typeof DEFAULTS[key] === 'number' ? 'number' : typeof DEFAULTS[key] === 'boolean' ? 'boolean' : 'string'}`) : setting.sources[0]!.check(raw);
+}
+
+function showValue(value: unknown): string {
+  if (Array.isArray(value)) return value.length === 0 ? 'none' : value.join(',');
+  return value === undefined ? 'the default' : String(value);
 }

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync, realpathSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { basename, dirname, join, parse } from 'node:path';
+import { basename, dirname, join, parse, sep } from 'node:path';
 import type { Config } from './config';
 
 export const VERSION: string = (() => {
@@ -17,7 +17,16 @@ export const VERSION: string = (() => {
 
 export type ResourceAttributes = Record<string, string | number>;
 
-export function resourceAttributes(config: Pick<Config, 'serviceName' | 'resourceAttributes'>, script = process.argv[1]): ResourceAttributes {
+/** The sdk-metrics version in use, from its package.json: requiring the package itself would load the SDK at preload time. */
+export function sdkVersion(): string {
+  try {
+    return JSON.parse(readFileSync(require.resolve('@opentelemetry/sdk-metrics/package.json'), 'utf8')).version as string;
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function resourceAttributes(config: Pick<Config, 'serviceName' | 'resourceAttributes'>, script = process.argv[1], env: NodeJS.ProcessEnv = process.env): ResourceAttributes {
   const fromEnv = config.resourceAttributes;
   return {
     'host.name': hostname(),
@@ -26,35 +35,60 @@ export function resourceAttributes(config: Pick<Config, 'serviceName' | 'resourc
     'process.runtime.version': process.versions.node,
     'telemetry.sdk.name': 'opentelemetry',
     'telemetry.sdk.language': 'nodejs',
+    'telemetry.sdk.version': sdkVersion(),
     'telemetry.distro.name': 'promotel',
     'telemetry.distro.version': VERSION,
     ...fromEnv,
-    // OTEL_SERVICE_NAME wins over service.name in OTEL_RESOURCE_ATTRIBUTES, as the spec says.
-    'service.name': config.serviceName ?? fromEnv['service.name'] ?? detectServiceName(script),
-    'service.instance.id': fromEnv['service.instance.id'] ?? randomUUID(),
+    // OTEL_SERVICE_NAME wins over service.name in OTEL_RESOURCE_ATTRIBUTES, as the spec says; an empty one names nothing.
+    'service.name': config.serviceName || fromEnv['service.name'] || detectServiceName(script, env),
+    'service.instance.id': fromEnv['service.instance.id'] || randomUUID(),
   };
 }
 
-/** The app's package.json name, else the script's name, else the OTel default. */
-export function detectServiceName(script: string | undefined): string {
-  if (!script) return 'unknown_service:node';
-  let dir: string;
+/**
+ * The app's package.json name, else the script's name, else the OTel default.
+ * A launcher's own package is never the app's: pm2 runs the app from its
+ * ProcessContainer and names the app's script in pm_exec_path, and a script
+ * under node_modules is a CLI (pm2-runtime, `node node_modules/x/bin/cli.js
+ * app.js`) whose package, and whatever project installed it, says nothing of
+ * the app; the directory the app was started in does.
+ */
+export function detectServiceName(script: string | undefined, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): string {
+  const target = env.pm_exec_path?.trim() || script;
+  if (!target) return 'unknown_service:node';
+  const real = resolveLinks(target);
+  const fromPackage = (underNodeModules(dirname(real)) ? undefined : packageNameAbove(real)) ?? packageNameIn(cwd);
+  if (fromPackage) return fromPackage;
+  const name = basename(target).replace(/\.[cm]?[jt]s$/, '');
+  return name || 'unknown_service:node';
+}
+
+const underNodeModules = (dir: string): boolean => dir.split(sep).includes('node_modules');
+
+function resolveLinks(script: string): string {
   try {
-    dir = dirname(realpathSync(script));
+    return realpathSync(script);
   } catch {
-    dir = dirname(script);
+    return script;
   }
+}
+
+function packageNameAbove(script: string): string | undefined {
+  let dir = dirname(script);
   const root = parse(dir).root;
   for (;;) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
-      if (typeof pkg.name === 'string' && pkg.name) return pkg.name;
-    } catch {
-      // no package.json here, or unreadable: keep walking up
-    }
-    if (dir === root) break;
+    const name = packageNameIn(dir);
+    if (name) return name;
+    if (dir === root) return undefined;
     dir = dirname(dir);
   }
-  const name = basename(script).replace(/\.[cm]?[jt]s$/, '');
-  return name || 'unknown_service:node';
+}
+
+function packageNameIn(dir: string): string | undefined {
+  try {
+    const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+    return typeof pkg.name === 'string' && pkg.name ? pkg.name : undefined;
+  } catch {
+    return undefined; // no package.json here, or unreadable
+  }
 }

@@ -42,7 +42,7 @@ export interface ServeOptions {
 const LISTEN_START = 'tracing:net.server.listen:asyncStart';
 
 function failure(err: NodeJS.ErrnoException, options: ServeOptions, retrying: boolean): string {
-  const where = `${options.host}:${options.port}`;
+  const where = `${options.host.includes(':') ? `[${options.host}]` : options.host}:${options.port}`;
   const variable = options.portVariable ?? 'OTEL_EXPORTER_PROMETHEUS_PORT';
   const without = options.consequence
     ? `(${options.consequence})`
@@ -68,9 +68,6 @@ export function serveMetrics(options: ServeOptions): MetricsServer {
   server.on('clientError', (_err, socket) => socket.destroy());
   let retry: NodeJS.Timeout | undefined;
   let closed = false;
-  const listen = (): void => {
-    server.listen({ port: options.port, host: options.host, exclusive: options.exclusive ?? false });
-  };
   let settle: (address: AddressInfo | undefined) => void = () => {};
   const listening = new Promise<AddressInfo | undefined>((resolve) => {
     settle = resolve;
@@ -92,10 +89,19 @@ export function serveMetrics(options: ServeOptions): MetricsServer {
         retry.unref();
       }
     };
+    // listen() throws, rather than emitting 'error', for what it refuses outright (a port out of range).
+    const listen = (): void => {
+      try {
+        server.listen({ port: options.port, host: options.host, exclusive: options.exclusive ?? false });
+      } catch (err) {
+        server.removeListener('error', onError);
+        onError(err as NodeJS.ErrnoException);
+      }
+    };
     server.once('error', onError);
     server.once('listening', () => {
       const address = server.address() as AddressInfo;
-      const url = `http://${address.address}:${address.port}/metrics`;
+      const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}/metrics`;
       if (warned) warn(`the metrics endpoint is up after all: port ${options.port} is free now, serving metrics on ${url}`);
       else info(`serving metrics on ${url}`);
       server.removeListener('error', onError);

@@ -2,7 +2,7 @@
 // and every bad value is one warning naming the variable, the value and the fix.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DEFAULTS, parseResourceAttributes, readConfig } from '../src/config';
+import { DEFAULTS, readConfig } from '../src/config';
 
 test('with no variables set, the defaults apply and nothing is said', () => {
   const { config, warnings } = readConfig({});
@@ -94,6 +94,7 @@ test('OTEL_METRICS_EXPORTER: prometheus, otlp, both, or none', () => {
 
 test('OTLP settings: protocol, interval and timeout, the *_METRICS_* variants winning', () => {
   const { config, warnings } = readConfig({
+    OTEL_METRICS_EXPORTER: 'otlp',
     OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
     OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: 'http/json',
     OTEL_METRIC_EXPORT_INTERVAL: '250',
@@ -102,7 +103,7 @@ test('OTLP settings: protocol, interval and timeout, the *_METRICS_* variants wi
   });
   assert.deepEqual(warnings, []);
   assert.deepEqual([config.otlpProtocol, config.exportIntervalMs, config.otlpTimeoutMs], ['http/json', 250, 1500]);
-  const grpc = readConfig({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc', OTEL_METRIC_EXPORT_INTERVAL: 'often' });
+  const grpc = readConfig({ OTEL_METRICS_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc', OTEL_METRIC_EXPORT_INTERVAL: 'often' });
   assert.equal(grpc.config.otlpProtocol, 'http/protobuf');
   assert.equal(grpc.config.exportIntervalMs, 60_000);
   assert.deepEqual(grpc.warnings, [
@@ -111,11 +112,3 @@ test('OTLP settings: protocol, interval and timeout, the *_METRICS_* variants wi
   ]);
 });
 
-test('OTEL_RESOURCE_ATTRIBUTES: pairs without a key or with bad percent-encoding are rejected, the rest kept', () => {
-  const { attributes, rejected } = parseResourceAttributes('a=1,=2,b,c=%ZZ,d= x%2Cy ,');
-  assert.deepEqual(attributes, { a: '1', d: 'x,y' });
-  assert.deepEqual(rejected, ['=2', 'b', 'c=%ZZ']);
-  const { warnings } = readConfig({ OTEL_RESOURCE_ATTRIBUTES: 'b' });
-  assert.equal(warnings.length, 1);
-  assert.match(warnings[0]!, /^OTEL_RESOURCE_ATTRIBUTES has "b", which is not key=value/);
-});

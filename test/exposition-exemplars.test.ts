@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { context, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
+import { AlwaysOffSampler, BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
 import { start } from '../src/agent';
 import { get } from './helpers';
 
@@ -107,3 +107,46 @@ test('a request served under a sampled span leaves its trace as an exemplar', { 
     await agent.shutdown();
   }
 });
+
+// OTEL_METRICS_EXEMPLAR_FILTER: one request under a sampled span, one under an
+// unsampled span, one under none (each with a status of its own, so a series
+// of its own); which of them leave an exemplar.
+for (const [filter, expected] of [
+  ['trace_based', ['sampled']],
+  ['always_on', ['sampled', 'unsampled']],
+  ['always_off', []],
+] as const) {
+  test(`OTEL_METRICS_EXEMPLAR_FILTER=${filter}: exemplars from ${expected.length ? expected.join(' and ') + ' spans' : 'nothing'}`, { timeout: 30_000 }, async () => {
+    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+    const sampled = new BasicTracerProvider().getTracer('sampled');
+    const unsampled = new BasicTracerProvider({ sampler: new AlwaysOffSampler() }).getTracer('unsampled');
+    const agent = start({ port: 0, host: '127.0.0.1', runtimeMetrics: false, hostMetrics: false }, { OTEL_METRICS_EXEMPLAR_FILTER: filter })!;
+    const address = (await agent.listening)!;
+    const traces = new Map<string, string>();
+    const app: Server = createServer((req, res) => {
+      const kind = req.url!.slice(1);
+      // One status per kind, so that each lands in a series of its own (an exemplar is kept per bucket).
+      res.statusCode = kind === 'sampled' ? 200 : kind === 'unsampled' ? 201 : 202;
+      if (kind === 'none') return void res.end();
+      (kind === 'sampled' ? sampled : unsampled).startActiveSpan('handle', (span) => {
+        traces.set(span.spanContext().traceId, kind);
+        res.end();
+        span.end();
+      });
+    });
+    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+    try {
+      const port = (app.address() as AddressInfo).port;
+      for (const path of ['/sampled', '/unsampled', '/none']) {
+        await new Promise<void>((resolve, reject) => request({ host: '127.0.0.1', port, path, agent: false }, (res) => res.resume().on('end', resolve)).on('error', reject).end());
+      }
+      const om = (await get(`http://127.0.0.1:${address.port}/metrics`, { headers: { Accept: 'application/openmetrics-text; version=1.0.0' } })).body;
+      const kinds = exemplarsOf(om).map(([, , ex]) => traces.get(ex.trace_id!)).sort();
+      assert.deepEqual(kinds, [...expected]);
+    } finally {
+      app.close();
+      await agent.shutdown();
+      context.disable();
+    }
+  });
+}

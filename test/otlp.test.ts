@@ -12,6 +12,7 @@ interface Received {
   at: number;
   path: string;
   contentType: string;
+  headers: IncomingMessage['headers'];
   body: Buffer;
 }
 
@@ -21,9 +22,9 @@ async function collector(statuses: number[] = []): Promise<{ server: Server; url
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      received.push({ at: Date.now(), path: req.url ?? '', contentType: req.headers['content-type'] ?? '', body: Buffer.concat(chunks) });
+      received.push({ at: Date.now(), path: req.url ?? '', contentType: req.headers['content-type'] ?? '', headers: req.headers, body: Buffer.concat(chunks) });
       res.statusCode = statuses.shift() ?? 200;
-      res.end(res.statusCode === 200 ? '{}' : 'busy');
+      res.end(res.statusCode === 200 ? '{}' : 'refused');
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -211,4 +212,81 @@ test("the exit push leaves the app's own 'beforeExit' listener running as often 
   } finally {
     otel.server.close();
   }
+});
+
+test('bad OTLP variables: one line each from promotel, none from the SDK, and the push goes where the lines say', async () => {
+  const otel = await collector();
+  const appPort = await freePort();
+  const app = startApp(join(FIXTURES, 'otlp-app.js'), {
+    env: {
+      PORT: String(appPort),
+      OTEL_METRICS_EXPORTER: 'otlp',
+      OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: otel.url.replace('http://', ''),
+      OTEL_EXPORTER_OTLP_ENDPOINT: otel.url,
+      OTEL_EXPORTER_OTLP_TIMEOUT: 'abc',
+      OTEL_EXPORTER_OTLP_METRICS_TIMEOUT: '0',
+      OTEL_EXPORTER_OTLP_HEADERS: 'x-team=a%20b,x-bad=%ZZ',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'HTTP/JSON',
+      OTEL_METRIC_EXPORT_INTERVAL: '200',
+    },
+  });
+  try {
+    await app.waitFor(/listening/);
+    const r = await eventually(async () => otel.received[0], 10_000);
+    assert.equal(r.path, '/v1/metrics');
+    assert.match(r.contentType, /^application\/json/);
+    assert.equal(r.headers['x-team'], 'a b');
+    assert.equal(r.headers['x-bad'], undefined);
+    assert.deepEqual(agentLines(app.stderr()), [
+      `promotel warn: OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=${JSON.stringify(otel.url.replace('http://', ''))} is invalid: write a URL with http:// or https://; using ${otel.url}/v1/metrics from OTEL_EXPORTER_OTLP_ENDPOINT`,
+      'promotel warn: OTEL_EXPORTER_OTLP_METRICS_TIMEOUT="0" is invalid: use milliseconds from 100 to 600000; using 10000',
+      'promotel warn: OTEL_EXPORTER_OTLP_TIMEOUT="abc" is invalid: use milliseconds from 100 to 600000; using 10000',
+      'promotel warn: OTEL_EXPORTER_OTLP_HEADERS is invalid in part: header "x-bad" has a bad percent escape: write % as %25; that header is not sent, the others are (values are not shown: they may be credentials)',
+    ]);
+  } finally {
+    app.kill();
+    otel.server.close();
+  }
+});
+
+test('OTEL_EXPORTER_OTLP_ENDPOINT without a scheme: one line naming what is used, and the failure names the same target', async () => {
+  const deadPort = await freePort();
+  const app = startApp(join(FIXTURES, 'otlp-batch.js'), {
+    env: { OTEL_METRICS_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: `127.0.0.1:${deadPort}`, OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: '', OTEL_EXPORTER_OTLP_TIMEOUT: '300' },
+  });
+  assert.deepEqual(await app.exited, { code: 0, signal: null });
+  const lines = agentLines(app.stderr());
+  assert.equal(lines[0], `promotel warn: OTEL_EXPORTER_OTLP_ENDPOINT="127.0.0.1:${deadPort}" is invalid: write a URL with http:// or https://; using http://localhost:4318/v1/metrics`);
+  assert.deepEqual(lines.slice(1).map((l) => l.replace(/ failed: .*/, '')), ['promotel warn: OTLP export to http://localhost:4318/v1/metrics']);
+});
+
+test('a collector refusing the credentials (401): the warning points to OTEL_EXPORTER_OTLP_HEADERS', async () => {
+  const otel = await collector(Array(50).fill(401));
+  const appPort = await freePort();
+  const app = startApp(join(FIXTURES, 'otlp-app.js'), {
+    env: { PORT: String(appPort), OTEL_METRICS_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: otel.url, OTEL_EXPORTER_OTLP_HEADERS: 'authorization=Bearer%20wrong', OTEL_METRIC_EXPORT_INTERVAL: '200' },
+  });
+  try {
+    await app.waitFor(/OTLP export/);
+    assert.equal(otel.received[0]!.headers.authorization, 'Bearer wrong');
+    const lines = agentLines(app.stderr());
+    assert.equal(lines.length, 1, app.stderr());
+    assert.match(lines[0]!, new RegExp(`^promotel warn: OTLP export to ${otel.url}/v1/metrics failed: .*; retrying every 200 ms with backoff, the application is unaffected: the collector refused the credentials \\(HTTP 401\\): check OTEL_EXPORTER_OTLP_HEADERS \\(or OTEL_EXPORTER_OTLP_METRICS_HEADERS\\)$`));
+  } finally {
+    app.kill();
+    otel.server.close();
+  }
+});
+
+test('OTEL_METRIC_EXPORT_TIMEOUT bounds the last push of a finished app, under the OTLP timeout', async () => {
+  const deadPort = await freePort();
+  const started = Date.now();
+  const job = startApp(join(FIXTURES, 'otlp-batch.js'), {
+    env: { OTEL_METRICS_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${deadPort}`, OTEL_METRIC_EXPORT_TIMEOUT: '500' },
+  });
+  const exit = await Promise.race([job.exited, new Promise((r) => setTimeout(() => r('still running after 15 s'), 15_000))]);
+  job.kill();
+  assert.deepEqual(exit, { code: 0, signal: null });
+  // 500 ms plus start-up; the OTLP timeout alone (10 s by default) would hold it far longer.
+  assert.ok(Date.now() - started < 3500, `exit took ${Date.now() - started} ms`);
 });

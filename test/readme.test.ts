@@ -48,7 +48,7 @@ test('the configuration table lists every variable the agent reads, with its def
     VARIABLES.map((v) => ({ name: v.name, default: v.default })),
   );
   // And every variable the agent's code names is in the table, as a row or in a row's meaning (the *_METRICS_* variants).
-  const src = ['config.ts', 'register.ts', 'agent.ts', 'exporters/otlp.ts', 'instrumentations/http-semconv.ts'].map((f) => readFileSync(join(ROOT, 'src', f), 'utf8')).join('\n');
+  const src = ['config.ts', 'config-otlp.ts', 'register.ts', 'agent.ts', 'exporters/otlp.ts', 'instrumentations/http-semconv.ts'].map((f) => readFileSync(join(ROOT, 'src', f), 'utf8')).join('\n');
   const read = new Set([...src.matchAll(/\b((?:OTEL|PROMOTEL)_[A-Z_]+)\b/g)].map((m) => m[1]!));
   read.delete('PROMOTEL_CLUSTER_PRIMARY'); // internal: set by a primary for its workers
   const tableText = table('variable').map((r) => r.join(' ')).join('\n');

@@ -1,11 +1,12 @@
 // The resource becomes target_info: service.name from OTEL_SERVICE_NAME, else
 // the app's package.json name, else the script name.
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { detectServiceName, resourceAttributes } from '../src/resource';
+import { eventually, freePort, get, startApp } from './helpers';
 
 test('service.name: OTEL_SERVICE_NAME, then OTEL_RESOURCE_ATTRIBUTES, then package.json, then the script', () => {
   const dir = mkdtempSync(join(tmpdir(), 'promotel-res-'));
@@ -16,8 +17,9 @@ test('service.name: OTEL_SERVICE_NAME, then OTEL_RESOURCE_ATTRIBUTES, then packa
   const script = join(dir, 'app', 'lib', 'main.js');
 
   assert.equal(detectServiceName(script), 'checkout');
-  assert.equal(detectServiceName(join(dir, 'loose.mjs')), 'loose');
-  assert.equal(detectServiceName(undefined), 'unknown_service:node');
+  // cwd: a directory without a package.json, or it would name the script.
+  assert.equal(detectServiceName(join(dir, 'loose.mjs'), {}, dir), 'loose');
+  assert.equal(detectServiceName(undefined, {}), 'unknown_service:node');
 
   assert.equal(resourceAttributes({ serviceName: 'env-name', resourceAttributes: { 'service.name': 'attr-name' } }, script)['service.name'], 'env-name');
   assert.equal(resourceAttributes({ serviceName: undefined, resourceAttributes: { 'service.name': 'attr-name' } }, script)['service.name'], 'attr-name');
@@ -33,4 +35,56 @@ test('service.instance.id is a fresh UUID unless given; host.name and the runtim
   assert.equal(a['process.runtime.name'], 'nodejs');
   assert.equal(a['process.runtime.version'], process.versions.node);
   assert.equal(typeof a['host.name'], 'string');
+});
+
+// A launcher's package is not the app's: a CLI under node_modules, or pm2's ProcessContainer.
+function project(): { dir: string; cli: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'promotel-launch-'));
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'shop' }));
+  mkdirSync(join(dir, 'node_modules', 'fakecli', 'bin'), { recursive: true });
+  writeFileSync(join(dir, 'node_modules', 'fakecli', 'package.json'), JSON.stringify({ name: 'fakecli' }));
+  // The CLI runs the app given as its argument, as nodemon-likes and pm2 do.
+  const cli = join(dir, 'node_modules', 'fakecli', 'bin', 'cli.js');
+  writeFileSync(cli, "require(require('path').resolve(process.argv[2]));\n");
+  writeFileSync(join(dir, 'app.js'), "setTimeout(() => {}, 3000);\n");
+  return { dir, cli };
+}
+
+test('service.name: a CLI under node_modules is skipped; pm_exec_path names the app; then the package.json of the working directory', () => {
+  const { dir, cli } = project();
+  assert.equal(detectServiceName(cli, {}, dir), 'shop');
+  assert.equal(detectServiceName(cli, {}, tmpdir()), 'cli');
+  const elsewhere = mkdtempSync(join(tmpdir(), 'promotel-app-'));
+  writeFileSync(join(elsewhere, 'package.json'), JSON.stringify({ name: 'inventory' }));
+  writeFileSync(join(elsewhere, 'srv.js'), '');
+  assert.equal(detectServiceName(cli, { pm_exec_path: join(elsewhere, 'srv.js') }, dir), 'inventory');
+});
+
+test('`node node_modules/fakecli/bin/cli.js app.js` under the preload: target_info names the app\'s package', async () => {
+  const { dir, cli } = project();
+  const port = await freePort();
+  const app = startApp(cli, { args: ['app.js'], cwd: dir, env: { OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1', OTEL_EXPORTER_PROMETHEUS_PORT: String(port) } });
+  try {
+    const body = (await eventually(() => get(`http://127.0.0.1:${port}/metrics`))).body;
+    const info = /^target_info\{(.*)\} 1$/m.exec(body)?.[1] ?? '';
+    assert.match(info, /(^|,)service_name="shop"(,|$)/);
+    assert.match(info, /(^|,)telemetry_sdk_version="2\.12\.0"(,|$)/);
+  } finally {
+    app.kill();
+  }
+});
+
+test('an empty service.name or service.instance.id in OTEL_RESOURCE_ATTRIBUTES falls back to the detected name and a fresh id', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'promotel-res-'));
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'billing' }));
+  writeFileSync(join(dir, 'main.js'), '');
+  const a = resourceAttributes({ serviceName: undefined, resourceAttributes: { 'service.name': '', 'service.instance.id': '' } }, join(dir, 'main.js'), {});
+  assert.equal(a['service.name'], 'billing');
+  assert.match(String(a['service.instance.id']), /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+});
+
+test('telemetry.sdk.version is the version of the sdk-metrics in use', () => {
+  const a = resourceAttributes({ serviceName: 's', resourceAttributes: {} });
+  assert.equal(a['telemetry.sdk.version'], JSON.parse(readFileSync(require.resolve('@opentelemetry/sdk-metrics/package.json'), 'utf8')).version);
+  assert.equal(a['telemetry.sdk.version'], '2.12.0');
 });

@@ -20,6 +20,9 @@ export interface OtlpOptions {
   intervalMs: number;
   /** Upper bound of one export, retries included. */
   timeoutMs: number;
+  /** The full URL, /v1/metrics included. */
+  endpoint: string;
+  headers: Record<string, string>;
   collect: () => Promise<ResourceMetrics>;
 }
 
@@ -30,22 +33,25 @@ interface Exporter {
 
 const SUCCESS = 0;
 
-/** Where the exporter will send, computed as the OTLP exporter does, so the warning can name it. */
-export function otlpEndpoint(env: NodeJS.ProcessEnv): string {
-  const specific = env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT?.trim();
-  if (specific) return specific;
-  const base = env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
-  if (base) return `${base.replace(/\/+$/, '')}/v1/metrics`;
-  return 'http://localhost:4318/v1/metrics';
-}
+// promotel reads and checks these itself and hands the exporter the result:
+// were the exporter to read them too, a bad value would be reported twice, the
+// second time without the fix, and it might push somewhere else than the
+// warnings say.
+const OWN_VARIABLES = [
+  'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_METRICS_ENDPOINT',
+  'OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_METRICS_HEADERS',
+  'OTEL_EXPORTER_OTLP_TIMEOUT', 'OTEL_EXPORTER_OTLP_METRICS_TIMEOUT',
+  'OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE',
+];
 
-export function startOtlpPush(options: OtlpOptions, env: NodeJS.ProcessEnv = process.env): { flush(): Promise<void>; stop(): Promise<void> } {
-  const config = { timeoutMillis: options.timeoutMs };
-  const exporter: Exporter =
+export function startOtlpPush(options: OtlpOptions): { flush(): Promise<void>; stop(): Promise<void> } {
+  const config = { url: options.endpoint, headers: options.headers, timeoutMillis: options.timeoutMs };
+  const exporter: Exporter = hidingVariables(OWN_VARIABLES, () =>
     options.protocol === 'http/json'
       ? new (require('@opentelemetry/exporter-metrics-otlp-http') as typeof import('@opentelemetry/exporter-metrics-otlp-http')).OTLPMetricExporter(config)
-      : new (require('@opentelemetry/exporter-metrics-otlp-proto') as typeof import('@opentelemetry/exporter-metrics-otlp-proto')).OTLPMetricExporter(config);
-  const endpoint = otlpEndpoint(env);
+      : new (require('@opentelemetry/exporter-metrics-otlp-proto') as typeof import('@opentelemetry/exporter-metrics-otlp-proto')).OTLPMetricExporter(config),
+  );
+  const endpoint = options.endpoint;
   let inFlight: Promise<void> | undefined;
   let failing = false;
   let stopped = false;
@@ -63,7 +69,7 @@ export function startOtlpPush(options: OtlpOptions, env: NodeJS.ProcessEnv = pro
                 failing = false;
               } else if (!failing) {
                 failing = true;
-                warn(`OTLP export to ${endpoint} failed: ${describeError(result.error ?? 'unknown error')}; retrying every ${options.intervalMs} ms with backoff, the application is unaffected: check OTEL_EXPORTER_OTLP_ENDPOINT and that a collector listens there`);
+                warn(`OTLP export to ${endpoint} failed: ${describeError(result.error ?? 'unknown error')}; retrying every ${options.intervalMs} ms with backoff, the application is unaffected: ${fixFor(result.error)}`);
               }
               resolve();
             });
@@ -138,3 +144,26 @@ const resources = (): string =>
     .filter((type) => type !== 'PipeWrap' && type !== 'TTYWrap')
     .sort()
     .join();
+
+function fixFor(error: Error | undefined): string {
+  const status = (error as { code?: unknown } | undefined)?.code;
+  // The collector answered, so the endpoint is right: it refused the credentials.
+  if (status === 401 || status === 403) return `the collector refused the credentials (HTTP ${status}): check OTEL_EXPORTER_OTLP_HEADERS (or OTEL_EXPORTER_OTLP_METRICS_HEADERS)`;
+  return 'check OTEL_EXPORTER_OTLP_ENDPOINT and that a collector listens there';
+}
+
+/** Runs fn with the variables out of process.env, and puts them back before anything else can run. */
+function hidingVariables<T>(names: string[], fn: () => T): T {
+  const saved = new Map<string, string>();
+  for (const name of names) {
+    const value = process.env[name];
+    if (value === undefined) continue;
+    saved.set(name, value);
+    delete process.env[name];
+  }
+  try {
+    return fn();
+  } finally {
+    for (const [name, value] of saved) process.env[name] = value;
+  }
+}

@@ -18,6 +18,7 @@ import { context, trace, type Attributes } from '@opentelemetry/api';
 import type { MetricProducer } from '@opentelemetry/sdk-metrics';
 import { describeError, warnOnce } from '../log';
 import type { Exemplar } from '../exposition/serialize';
+import { exemplarFilter } from './exemplar-filter';
 import { ownServers } from '../server';
 import { expressRoute } from './express-route';
 import { configureKnownMethods, normalizeMethod } from './http-semconv';
@@ -143,15 +144,18 @@ const API_GLOBAL: unique symbol = Symbol.for('opentelemetry.js.api.1');
 const apiGlobal = globalThis as { [API_GLOBAL]?: { context?: unknown } };
 
 /**
- * The span the response was ended under, if the application traces and the
- * span is sampled: 'close' runs in the async context of `res.end()`, so the
- * app's active span is visible here.
+ * The span the response was ended under, if the application traces and
+ * OTEL_METRICS_EXEMPLAR_FILTER lets it through: trace_based wants the span
+ * sampled, always_on takes any span. 'close' runs in the async context of
+ * `res.end()`, so the app's active span is visible here. With no span there
+ * is no trace id to link to, so even always_on records nothing.
  */
 function exemplar(seconds: number): Exemplar | undefined {
-  if (apiGlobal[API_GLOBAL]?.context === undefined) return undefined;
+  const filter = exemplarFilter;
+  if (filter === 'always_off' || apiGlobal[API_GLOBAL]?.context === undefined) return undefined;
   const span = trace.getSpan(context.active());
   if (span === undefined) return undefined;
   const sc = span.spanContext();
-  if ((sc.traceFlags & 1) === 0 || !/^[0-9a-f]{32}$/.test(sc.traceId) || sc.traceId === '00000000000000000000000000000000') return undefined;
+  if ((filter === 'trace_based' && (sc.traceFlags & 1) === 0) || !/^[0-9a-f]{32}$/.test(sc.traceId) || sc.traceId === '00000000000000000000000000000000') return undefined;
   return { value: seconds, traceId: sc.traceId, spanId: sc.spanId, timeSeconds: Date.now() / 1000 };
 }

@@ -1,0 +1,103 @@
+// Configuration mistakes in a running app: start() options, the endpoint's
+// address, a cluster's warnings, the SDK's diagnostics. Each is one line on
+// stderr and the app goes on; exact lines are asserted.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { guard } from '../src/agent';
+import { FIXTURES, ROOT, eventually, freePort, get, startApp } from './helpers';
+
+const INDEX = join(ROOT, 'dist', 'src', 'index.js');
+const SERVER_JS = join(ROOT, 'dist', 'src', 'server.js');
+
+const agentLines = (stderr: string): string[] => stderr.split('\n').filter((l) => l.startsWith('promotel '));
+
+test('start({ port: 70000 }): one warning naming the option, the port the environment gives is used, the app lives and exits 0', async () => {
+  const port = await freePort();
+  const script = `require(${JSON.stringify(INDEX)}).start({ port: 70000, host: '127.0.0.1', logLevel: 'INFO' }).listening.then((a) => console.log('listening', a && a.port)); setTimeout(() => console.log('app alive'), 300);`;
+  // `-e` takes the script as the next argument: startApp puts args after the "script".
+  const app = startApp('-e', { preload: 'none', args: [script], env: { OTEL_EXPORTER_PROMETHEUS_PORT: String(port) } });
+  assert.deepEqual(await app.exited, { code: 0, signal: null });
+  assert.match(app.stdout(), /app alive/);
+  assert.match(app.stdout(), new RegExp(`^listening ${port}$`, 'm'));
+  assert.deepEqual(agentLines(app.stderr()), [
+    `promotel warn: promotel.start() option port=70000 is invalid: use a port number from 0 to 65535; using ${port}`,
+    `promotel info: serving metrics on http://127.0.0.1:${port}/metrics`,
+  ]);
+});
+
+test('a port listen() refuses outright is a warning, and listening resolves undefined', async () => {
+  const script = `require(${JSON.stringify(SERVER_JS)}).serveMetrics({ host: '127.0.0.1', port: 70000, scrape: async () => ({}) }).listening.then((a) => console.log('resolved', a));`;
+  const app = startApp('-e', { preload: 'none', args: [script] });
+  assert.deepEqual(await app.exited, { code: 0, signal: null });
+  assert.equal(app.stdout(), 'resolved undefined\n');
+  const lines = agentLines(app.stderr());
+  assert.equal(lines.length, 1, app.stderr());
+  assert.match(lines[0]!, /^promotel warn: cannot serve metrics on 127\.0\.0\.1:70000: .*; check OTEL_EXPORTER_PROMETHEUS_HOST and OTEL_EXPORTER_PROMETHEUS_PORT \(the application keeps running without a metrics endpoint\)$/);
+});
+
+test('OTEL_EXPORTER_PROMETHEUS_PORT=abc with start({ port }) in code: no warning about the variable, the option is served', async () => {
+  const port = await freePort();
+  const script = `require(${JSON.stringify(INDEX)}).start({ port: ${port}, host: '127.0.0.1' }); setTimeout(() => {}, 1500);`;
+  const app = startApp('-e', { preload: 'none', args: [script], env: { OTEL_EXPORTER_PROMETHEUS_PORT: 'abc' } });
+  try {
+    assert.match((await eventually(() => get(`http://127.0.0.1:${port}/metrics`))).body, /^target_info\{/m);
+    assert.deepEqual(await app.exited, { code: 0, signal: null });
+    assert.deepEqual(agentLines(app.stderr()), []);
+  } finally {
+    app.kill();
+  }
+});
+
+test('an IPv6 host is logged as a URL, and [::1] is accepted as ::1', async () => {
+  const port = await freePort();
+  const app = startApp(join(FIXTURES, 'linger.js'), { env: { OTEL_LOG_LEVEL: 'info', OTEL_EXPORTER_PROMETHEUS_HOST: '[::1]', OTEL_EXPORTER_PROMETHEUS_PORT: String(port) } });
+  try {
+    await app.waitFor(/serving metrics/);
+    assert.deepEqual(agentLines(app.stderr()), [`promotel info: serving metrics on http://[::1]:${port}/metrics`]);
+    assert.equal((await get(`http://[::1]:${port}/metrics`)).status, 200);
+  } finally {
+    app.kill();
+  }
+});
+
+test('OTEL_LOG_LEVEL=debug: the SDK\'s details are shown as objects, not [object Object]', async () => {
+  const app = startApp(join(FIXTURES, 'hello.js'), { env: { OTEL_LOG_LEVEL: 'debug', OTEL_EXPORTER_PROMETHEUS_PORT: '0', PROMOTEL_HTTP_SERVER_HOOK: 'instrumentation-http' } });
+  assert.deepEqual(await app.exited, { code: 0, signal: null });
+  assert.doesNotMatch(app.stderr(), /\[object Object\]/);
+  assert.match(app.stderr(), /^promotel debug: OpenTelemetry: .*on require hook \{ module: 'http'/m);
+});
+
+test('under node:cluster the primary says each configuration warning once; the workers do not repeat it', async () => {
+  const [appPort, metricsPort] = [await freePort(), await freePort()];
+  const app = startApp(join(FIXTURES, 'cluster-app.js'), {
+    env: { PORT: String(appPort), WORKERS: '2', NO_RESPAWN: '1', PROMOTEL_CARDINALITY_LIMIT: 'lots', OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1', OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort) },
+  });
+  try {
+    await eventually(async () => (app.stdout().match(/listening/g) ?? []).length === 2);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(agentLines(app.stderr()), ['promotel warn: PROMOTEL_CARDINALITY_LIMIT="lots" is invalid: use a whole number from 2 to 1000000; using 2000']);
+  } finally {
+    app.kill();
+  }
+});
+
+test('a part that fails to start names a valid way to switch it off', () => {
+  const written: string[] = [];
+  const write = process.stderr.write;
+  process.stderr.write = ((chunk: string) => written.push(chunk) > 0) as typeof process.stderr.write;
+  try {
+    guard('the metrics endpoint', 'OTEL_METRICS_EXPORTER', () => {
+      throw new Error('boom');
+    });
+    guard('runtime metrics', 'PROMOTEL_RUNTIME_METRICS', () => {
+      throw new Error('boom');
+    });
+  } finally {
+    process.stderr.write = write;
+  }
+  assert.deepEqual(written, [
+    'promotel warn: the metrics endpoint could not start: boom; the application runs without them (set OTEL_METRICS_EXPORTER=none to skip them quietly)\n',
+    'promotel warn: runtime metrics could not start: boom; the application runs without them (set PROMOTEL_RUNTIME_METRICS=false to skip them quietly)\n',
+  ]);
+});
