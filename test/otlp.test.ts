@@ -191,24 +191,30 @@ test('a batch job that ends pushes its last numbers at exit; with no collector i
   assert.equal(agentLines(orphan.stderr()).length, 1);
 });
 
-test("the exit push leaves the app's own 'beforeExit' listener running as often as without the agent", async () => {
+test("the exit push never takes a call from the app's own 'beforeExit' listener; it may add one", async () => {
   const otel = await collector();
   try {
-    for (const work of ['', '1']) {
-      const runs: string[] = [];
+    const runs: string[] = [];
+    for (const work of ['', '1', 'late']) {
       for (const exporter of ['none', 'otlp']) {
         const app = startApp(join(FIXTURES, 'before-exit.js'), {
           env: { LISTENER_WORK: work, OTEL_METRICS_EXPORTER: exporter, OTEL_EXPORTER_OTLP_ENDPOINT: otel.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_METRIC_EXPORT_INTERVAL: '60000' },
         });
         assert.deepEqual(await app.exited, { code: 0, signal: null });
         assert.equal(app.stderr(), '');
-        runs.push(app.stdout());
+        runs.push(`work=${work || 'none'} ${exporter}: ${app.stdout().trim()}`);
       }
-      // Once when the listener leaves nothing to do; twice when its first run queues work, agent or not.
-      const times = work ? 2 : 1;
-      assert.deepEqual(runs, [`beforeExit ran ${times} times\n`, `beforeExit ran ${times} times\n`], `LISTENER_WORK=${work}`);
     }
-    assert.equal(otel.received.length, 2, 'one exit push per OTLP run');
+    // A listener whose first run queues work (a last log flush) gets its second call, as without the agent.
+    assert.deepEqual(runs, [
+      'work=none none: beforeExit ran 1 times',
+      'work=none otlp: beforeExit ran 2 times', // the README says so
+      'work=1 none: beforeExit ran 2 times',
+      'work=1 otlp: beforeExit ran 2 times',
+      'work=late none: beforeExit ran 2 times',
+      'work=late otlp: beforeExit ran 2 times',
+    ]);
+    assert.equal(otel.received.length, 3, 'one exit push per OTLP run');
   } finally {
     otel.server.close();
   }
@@ -289,4 +295,23 @@ test('OTEL_METRIC_EXPORT_TIMEOUT bounds the last push of a finished app, under t
   assert.deepEqual(exit, { code: 0, signal: null });
   // 500 ms plus start-up; the OTLP timeout alone (10 s by default) would hold it far longer.
   assert.ok(Date.now() - started < 3500, `exit took ${Date.now() - started} ms`);
+});
+
+test('a metric callback that never settles costs one warning; the pushes go on with the other metrics', async () => {
+  const otel = await collector();
+  const app = startApp(join(FIXTURES, 'otlp-hung-callback.js'), {
+    env: { OTEL_METRICS_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: otel.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_METRIC_EXPORT_INTERVAL: '300', OTEL_METRIC_EXPORT_TIMEOUT: '200' },
+  });
+  try {
+    await app.waitFor(/ready/);
+    await eventually(async () => otel.received.length >= 3, 10_000);
+    const [point] = metricsOf(otel.received[2]!.body).get('jobs')!;
+    assert.equal(Number(point!.asInt ?? point!.asDouble), 3);
+    assert.deepEqual(agentLines(app.stderr()), [
+      'promotel warn: a metric callback failed during an OTLP export (Operation timed out.); the other metrics were pushed: fix or remove that callback',
+    ]);
+  } finally {
+    app.kill();
+    otel.server.close();
+  }
 });

@@ -86,30 +86,16 @@ export function startOtlpPush(options: OtlpOptions): { flush(): Promise<void>; s
   const timer = setInterval(() => void push(), options.intervalMs);
   timer.unref();
   // The exit push gives the event loop work, so Node emits 'beforeExit' once
-  // more when it is done, and the app's own listeners would run a second time
-  // where without the agent they ran once. So when the app's listeners left
-  // nothing to do, they sit out that one extra emit. When they did queue work,
-  // Node emits again for them anyway, with the agent or without.
+  // more when it is done, and an app's own listener runs a second time. Telling
+  // whether the app's listeners would have been called again without the push
+  // (they queued work that is already done, or held by a socket, or they run
+  // before this one) is not reliable, and a listener that misses a call it would
+  // have had can lose the app's last log lines; an extra call is the lesser harm.
   let flushedAtExit = false;
-  let restore: (() => void) | undefined;
   const onBeforeExit = (): void => {
-    if (restore) {
-      // This emit has already taken its list of listeners: putting the app's back changes only later ones.
-      restore();
-      restore = undefined;
-    }
     if (flushedAtExit || stopped) return;
     flushedAtExit = true;
-    // The app's listeners run after this one, and what they queue with nextTick or
-    // promises runs before an immediate: compared with now, when nothing held the
-    // loop (what is listed now is inert), the loop then holds what they left.
-    const inert = resources();
-    setImmediate(() => {
-      const appIdle = resources() === inert;
-      void push().finally(() => {
-        if (appIdle && !stopped) restore = sitOut(onBeforeExit);
-      });
-    });
+    void push();
   };
   process.on('beforeExit', onBeforeExit);
 
@@ -125,25 +111,6 @@ export function startOtlpPush(options: OtlpOptions): { flush(): Promise<void>; s
     },
   };
 }
-
-/** Takes every 'beforeExit' listener but `ours` off, and returns what puts them back in their order. */
-function sitOut(ours: () => void): () => void {
-  const others = process.rawListeners('beforeExit').filter((l) => l !== ours) as Array<(code: number) => void>;
-  for (const l of others) process.removeListener('beforeExit', l);
-  return () => {
-    for (const l of others) process.on('beforeExit', l);
-  };
-}
-
-// Without stdio: its pipes and TTYs are listed once the streams exist, and
-// the exporter's modules create them lazily at this very moment, though they
-// hold no work. A child process the app starts still shows as ProcessWrap.
-const resources = (): string =>
-  process
-    .getActiveResourcesInfo()
-    .filter((type) => type !== 'PipeWrap' && type !== 'TTYWrap')
-    .sort()
-    .join();
 
 function fixFor(error: Error | undefined): string {
   const status = (error as { code?: unknown } | undefined)?.code;
