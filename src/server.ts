@@ -3,7 +3,7 @@
 // (every failure becomes a warning and an HTTP error for the scraper only).
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import { gzip } from 'node:zlib';
 import { describeError, info, warn, warnOnce } from './log';
 import type { ScrapeResult } from './exposition/reader';
@@ -68,67 +68,85 @@ export function serveMetrics(options: ServeOptions): MetricsServer {
   server.on('clientError', (_err, socket) => socket.destroy());
   let retry: NodeJS.Timeout | undefined;
   let closed = false;
+  // A warning has said the endpoint is down (port taken, or given to the app): its recovery is said too.
+  let down = false;
   let settle: (address: AddressInfo | undefined) => void = () => {};
-  const listening = new Promise<AddressInfo | undefined>((resolve) => {
-    settle = resolve;
-    let warned = false;
+  const listening = new Promise<AddressInfo | undefined>((resolve) => (settle = resolve));
+  let pending: { onError: (err: NodeJS.ErrnoException) => void; onListening: () => void } | undefined;
+
+  const scheduleRetry = (): void => {
+    if (options.retryMs === undefined || closed) return;
+    clearTimeout(retry);
+    retry = setTimeout(attempt, options.retryMs);
+    retry.unref();
+  };
+  const stopAttempt = (): void => {
+    if (pending === undefined) return;
+    server.removeListener('error', pending.onError);
+    server.removeListener('listening', pending.onListening);
+    pending = undefined;
+  };
+  function attempt(): void {
+    stopAttempt();
     const onError = (err: NodeJS.ErrnoException): void => {
+      stopAttempt();
       const retrying = err.code === 'EADDRINUSE' && options.retryMs !== undefined && !closed;
-      if (!warned) {
-        warned = true;
+      if (!down) {
+        down = true;
         warn(failure(err, options, retrying));
-        resolve(undefined);
       }
-      if (retrying) {
-        // The holder may be gone soon: a process being replaced, a launcher that preloaded
-        // promotel too (pm2's CLI before its daemon), the cluster worker that served until it died.
-        retry = setTimeout(() => {
-          server.once('error', onError);
-          listen();
-        }, options.retryMs);
-        retry.unref();
-      }
+      settle(undefined);
+      // The holder may be gone soon: a process being replaced, a launcher that preloaded
+      // promotel too (pm2's CLI before its daemon), the cluster worker that served until it died.
+      if (retrying) scheduleRetry();
     };
-    // listen() throws, rather than emitting 'error', for what it refuses outright (a port out of range).
-    const listen = (): void => {
-      try {
-        server.listen({ port: options.port, host: options.host, exclusive: options.exclusive ?? false });
-      } catch (err) {
-        server.removeListener('error', onError);
-        onError(err as NodeJS.ErrnoException);
-      }
-    };
-    server.once('error', onError);
-    server.once('listening', () => {
+    const onListening = (): void => {
+      stopAttempt();
       const address = server.address() as AddressInfo;
       const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}/metrics`;
-      if (warned) warn(`the metrics endpoint is up after all: port ${options.port} is free now, serving metrics on ${url}`);
+      if (down) warn(`the metrics endpoint is up after all: port ${options.port} is free now, serving metrics on ${url}`);
       else info(`serving metrics on ${url}`);
-      server.removeListener('error', onError);
-      resolve(address);
-    });
-    listen();
-  });
+      down = false;
+      settle(address);
+    };
+    pending = { onError, onListening };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    // listen() throws, rather than emitting 'error', for what it refuses outright (a port out of range).
+    try {
+      server.listen({ port: options.port, host: options.host, exclusive: options.exclusive ?? false });
+    } catch (err) {
+      onError(err as NodeJS.ErrnoException);
+    }
+  }
+  attempt();
   server.unref();
 
   // The app listening on our port would otherwise die of EADDRINUSE: the
   // agent bound it first, at preload time. The app wins. Closing a listening
   // socket releases the port at once, so the app's own bind then succeeds.
+  // The agent then tries the port again now and then, silently: a listen()
+  // that only probed the port (get-port, portfinder) or failed gives it back.
   const giveWay = (message: unknown): void => {
     try {
-      const { server: other, options: wanted } = message as { server?: object; options?: { port?: unknown } };
-      if (closed || other === undefined || ownServers.has(other)) return;
-      const port = wanted?.port;
+      const { server: other, options: wanted } = message as { server?: object; options?: { port?: unknown; host?: unknown; ipv6Only?: unknown } };
+      if (closed || other === undefined || ownServers.has(other) || wanted === undefined) return;
+      const port = wanted.port;
       if ((typeof port !== 'number' && typeof port !== 'string') || port === '' || Number(port) !== options.port) return;
-      closed = true;
+      if (!overlaps(options.host, wanted.host, wanted.ipv6Only === true)) return;
       clearTimeout(retry);
-      unsubscribe(LISTEN_START, giveWay);
+      stopAttempt();
       // Also when not bound yet: close() cancels a listen() still resolving its host.
       server.close();
       server.closeAllConnections?.();
       settle(undefined);
-      const variable = options.portVariable ?? 'OTEL_EXPORTER_PROMETHEUS_PORT';
-      warn(`the application listens on port ${options.port}, the metrics port: promotel closed its endpoint there so that the application gets the port (metrics are still recorded); set ${variable} to a free port to serve them`);
+      if (!down) {
+        down = true;
+        const variable = options.portVariable ?? 'OTEL_EXPORTER_PROMETHEUS_PORT';
+        const back = options.retryMs === undefined ? '' : '; it takes the port back if the application lets go of it';
+        warn(`the application listens on port ${options.port}, the metrics port: promotel closed its endpoint there so that the application gets the port (metrics are still recorded${back}); set ${variable} to a free port to serve them`);
+      }
+      scheduleRetry();
     } catch (err) {
       warnOnce('server:give-way', `promotel could not check the application's listen() against its metrics port: ${describeError(err)}`);
     }
@@ -143,12 +161,31 @@ export function serveMetrics(options: ServeOptions): MetricsServer {
       new Promise<void>((resolve) => {
         closed = true;
         clearTimeout(retry);
+        stopAttempt();
         unsubscribe(LISTEN_START, giveWay);
         if (!server.listening) return resolve();
         server.close(() => resolve());
         server.closeAllConnections?.();
       }),
   };
+}
+
+const WILDCARDS = new Set(['', '0.0.0.0', '::']);
+
+/**
+ * Whether a server on `theirs` would collide with ours on the same port. Only
+ * two IP addresses that differ, or an IPv4 and an IPv6 address of which at
+ * most one is the family's wildcard (and not a dual-stack ::), are apart. A
+ * host name may resolve to anything, so it collides.
+ */
+export function overlaps(ours: string, theirs: unknown, theirsIpv6Only = false): boolean {
+  const their = typeof theirs === 'string' ? theirs : '';
+  if ((ours !== '' && isIP(ours) === 0) || (their !== '' && isIP(their) === 0)) return true;
+  const family = (h: string, v6only: boolean): 4 | 6 | 0 => (h === '' || (h === '::' && !v6only) ? 0 : isIP(h) === 6 ? 6 : 4);
+  const [a, b] = [family(ours, false), family(their, theirsIpv6Only)];
+  if (a !== 0 && b !== 0 && a !== b) return false;
+  if (WILDCARDS.has(ours) || WILDCARDS.has(their)) return true;
+  return ours === their;
 }
 
 function route(req: IncomingMessage, res: ServerResponse, options: ServeOptions): void {

@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
+import { overlaps } from '../src/server';
 import { FIXTURES, REGISTER, ROOT, eventually, freePort, get, startApp } from './helpers';
 
 const SERVER = join(FIXTURES, 'server.js');
@@ -56,7 +57,7 @@ for (const [kind, script, preload, ready] of [
       assert.equal(res.status, 200);
       assert.doesNotMatch(res.body, /target_info/, 'the app answers on the port, not the agent');
       assert.deepEqual(agentLines(app.stderr()), [
-        `promotel warn: the application listens on port ${port}, the metrics port: promotel closed its endpoint there so that the application gets the port (metrics are still recorded); set OTEL_EXPORTER_PROMETHEUS_PORT to a free port to serve them`,
+        `promotel warn: the application listens on port ${port}, the metrics port: promotel closed its endpoint there so that the application gets the port (metrics are still recorded; it takes the port back if the application lets go of it); set OTEL_EXPORTER_PROMETHEUS_PORT to a free port to serve them`,
       ]);
       app.kill('SIGTERM');
       assert.deepEqual(await app.exited, { code: null, signal: 'SIGTERM' });
@@ -73,11 +74,54 @@ test('cluster app listening on the metrics port: the primary steps aside and the
     await eventually(async () => (app.stdout().match(/listening/g) ?? []).length === 2);
     assert.match((await get(`http://127.0.0.1:${port}/`)).body, /^worker [12]\n$/);
     assert.deepEqual(agentLines(app.stderr()), [
-      `promotel warn: the application listens on port ${port}, the metrics port: promotel closed its endpoint there so that the application gets the port (metrics are still recorded); set OTEL_EXPORTER_PROMETHEUS_PORT to a free port to serve them`,
+      `promotel warn: the application listens on port ${port}, the metrics port: promotel closed its endpoint there so that the application gets the port (metrics are still recorded; it takes the port back if the application lets go of it); set OTEL_EXPORTER_PROMETHEUS_PORT to a free port to serve them`,
     ]);
   } finally {
     app.kill();
   }
+});
+
+test('an app that only probes the metrics port (listen, then close, as get-port does) gets it, and the agent takes it back', async () => {
+  const port = await freePort();
+  const app = startApp(join(FIXTURES, 'port-probe.js'), { env: { PORT: String(port), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1', OTEL_EXPORTER_PROMETHEUS_PORT: String(port) } });
+  try {
+    await app.waitFor(/probed/);
+    await app.waitFor(/the metrics endpoint is up after all/, 6000);
+    assert.match((await get(`http://127.0.0.1:${port}/metrics`)).body, /^target_info\{/m);
+    assert.deepEqual(agentLines(app.stderr()), [
+      `promotel warn: the application listens on port ${port}, the metrics port: promotel closed its endpoint there so that the application gets the port (metrics are still recorded; it takes the port back if the application lets go of it); set OTEL_EXPORTER_PROMETHEUS_PORT to a free port to serve them`,
+      `promotel warn: the metrics endpoint is up after all: port ${port} is free now, serving metrics on http://127.0.0.1:${port}/metrics`,
+    ]);
+  } finally {
+    app.kill();
+  }
+});
+
+test('an app on the same port but another address leaves the endpoint alone', async () => {
+  const port = await freePort();
+  const app = startApp(join(FIXTURES, 'port-probe.js'), { env: { PORT: String(port), PROBE_HOST: '127.0.0.2', OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1', OTEL_EXPORTER_PROMETHEUS_PORT: String(port) } });
+  try {
+    await app.waitFor(/listening on 127.0.0.2/);
+    assert.match((await get(`http://127.0.0.1:${port}/metrics`)).body, /^target_info\{/m);
+    assert.deepEqual(agentLines(app.stderr()), []);
+  } finally {
+    app.kill();
+  }
+});
+
+test('which addresses collide on one port', () => {
+  const cases: Array<[string, string, boolean, boolean]> = [
+    ['0.0.0.0', '', false, true], // the app's listen(port): dual-stack ::
+    ['0.0.0.0', '127.0.0.1', false, true],
+    ['127.0.0.1', '127.0.0.2', false, false],
+    ['127.0.0.1', '::', false, true],
+    ['127.0.0.1', '::', true, false], // ipv6Only
+    ['0.0.0.0', '::1', false, false],
+    ['::', '127.0.0.1', false, true],
+    ['::1', '::1', false, true],
+    ['127.0.0.1', 'localhost', false, true], // a name may resolve to ours
+  ];
+  for (const [ours, theirs, v6only, expected] of cases) assert.equal(overlaps(ours, theirs, v6only), expected, `${ours} / ${theirs}${v6only ? ' ipv6Only' : ''}`);
 });
 
 test('a short script exits by itself with the agent loaded, even while a scraper holds a keep-alive connection', async () => {
