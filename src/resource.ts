@@ -54,7 +54,9 @@ export function resourceAttributes(config: Pick<Config, 'serviceName' | 'resourc
  * the app; the directory the app was started in does.
  */
 export function detectServiceName(script: string | undefined, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): string {
-  const target = env.pm_exec_path?.trim() || script;
+  // Only a launcher's process takes pm_exec_path: a child the app starts inherits the variable, not the name.
+  const launched = script === undefined || underNodeModules(dirname(resolveLinks(script)));
+  const target = (launched && env.pm_exec_path?.trim()) || script;
   if (!target) return 'unknown_service:node';
   const real = resolveLinks(target);
   const fromPackage = (underNodeModules(dirname(real)) ? undefined : packageNameAbove(real)) ?? packageNameIn(cwd);

@@ -58,6 +58,8 @@ test('service.name: a CLI under node_modules is skipped; pm_exec_path names the 
   writeFileSync(join(elsewhere, 'package.json'), JSON.stringify({ name: 'inventory' }));
   writeFileSync(join(elsewhere, 'srv.js'), '');
   assert.equal(detectServiceName(cli, { pm_exec_path: join(elsewhere, 'srv.js') }, dir), 'inventory');
+  // A script of its own, started by that app (it inherits pm_exec_path): its own package.
+  assert.equal(detectServiceName(join(dir, 'app.js'), { pm_exec_path: join(elsewhere, 'srv.js') }, tmpdir()), 'shop');
 });
 
 test('`node node_modules/fakecli/bin/cli.js app.js` under the preload: target_info names the app\'s package', async () => {
