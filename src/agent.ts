@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { inspect } from 'node:util';
 import { diag, DiagLogLevel, metrics, type Meter, type MeterProvider as ApiMeterProvider } from '@opentelemetry/api';
 import type { MeterProvider, MetricProducer, ResourceMetrics } from '@opentelemetry/sdk-metrics';
-import { endWindow } from './collection';
+import { endWindow, exportStart } from './collection';
 import { clusterRole, createAggregator, PRIMARY_MARK, pushToPrimary } from './cluster';
 import { resolveConfig, type Config } from './config';
 import { startOtlpPush } from './exporters/otlp';
@@ -181,7 +181,7 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
             collect: () => {
               const { reader } = load();
               // A callback that never settles must not hold every later push: the SDK gives up on it after this.
-              return reader.collect({ timeoutMillis: config.exportTimeoutMs }).then((r) => {
+              return exportStart().then(() => reader.collect({ timeoutMillis: config.exportTimeoutMs })).then((r) => {
                 for (const err of r.errors) log.warnOnce(`collect:${log.describeError(err)}`, `a metric callback failed during an OTLP export (${log.describeError(err)}); the other metrics were pushed: fix or remove that callback`);
                 endWindow();
                 return reader.merge ? reader.merge(r.resourceMetrics) : r.resourceMetrics;

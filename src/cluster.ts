@@ -3,11 +3,13 @@
 // on one random worker. Instead the primary serves one endpoint and the
 // workers send it their data over the IPC channel the cluster already has.
 //
-// Workers push (every PROMOTEL_CLUSTER_PUSH_INTERVAL ms, on an unref'd timer)
-// rather than answer requests: a 'message' listener would hold the IPC
-// channel open and keep an idle worker alive. The pushes are `NODE_`-prefixed
+// When it is scraped, the primary asks every worker for its data as of now
+// and waits up to a second; workers also push every
+// PROMOTEL_CLUSTER_PUSH_INTERVAL ms (on an unref'd timer), which is what a
+// late worker is served from. All of it travels as `NODE_`-prefixed
 // messages, which Node routes to 'internalMessage' instead of 'message' (as
-// it does its own cluster traffic): the app's `worker.on('message')` and
+// it does its own cluster traffic): a 'message' listener would hold the IPC
+// channel open and keep an idle worker alive, the app's `worker.on('message')` and
 // `cluster.on('message')` listeners must never see our data, and one that
 // parses every message as JSON would crash on it. Node reserves the prefix
 // for itself; test/cluster.test.ts fails if that routing ever changes. When a worker dies, its last
@@ -19,14 +21,17 @@
 // primary itself).
 import type { Attributes, HrTime } from '@opentelemetry/api';
 import type { DataPoint, Histogram, MetricData, ResourceMetrics, ScopeMetrics } from '@opentelemetry/sdk-metrics';
-import { endWindow, onWindowEnd } from './collection';
+import { endWindow, onExportStart } from './collection';
 import { describeError, warnOnce } from './log';
 
 /** Set by a primary's agent and inherited by the workers it forks: they then report to it instead of serving. */
 export const PRIMARY_MARK = 'PROMOTEL_CLUSTER_PRIMARY';
 const MESSAGE = 'NODE_PROMOTEL_METRICS';
-// Primary to workers: a scrape has shown your data, start a new window (src/collection.ts).
-const WINDOW = 'NODE_PROMOTEL_WINDOW';
+// Primary to workers, as a scrape starts: send your data as of now (and start a new window, src/collection.ts).
+const REQUEST = 'NODE_PROMOTEL_REQUEST';
+// How long a scrape waits for the workers' answers; a worker that is late (its event loop blocked)
+// is served from its last periodic push.
+const REQUEST_TIMEOUT_MS = 1000;
 
 const HISTOGRAM = 0;
 const GAUGE = 2;
@@ -59,21 +64,25 @@ export function clusterRole(env: NodeJS.ProcessEnv = process.env): Role {
 
 /** In a worker: sends the collected data to the primary on a timer that never holds the process open. */
 export function pushToPrimary(collect: () => Promise<ResourceMetrics>, intervalMs: number): () => void {
+  const send = (reply?: number): Promise<void> =>
+    collect()
+      .then((data) => {
+        process.send?.({ cmd: MESSAGE, scopeMetrics: data.scopeMetrics, reply }, undefined, {}, () => {});
+        // What the primary asked for is what its scrape shows: interval gauges start anew.
+        if (reply !== undefined) endWindow();
+      })
+      .catch((err: unknown) => warnOnce(`cluster-push:${describeError(err)}`, `a cluster worker could not send its metrics to the primary: ${describeError(err)}; its data is missing from the scrape until it can`));
   // 'internalMessage' does not hold the IPC channel open, unlike 'message'.
   const onMessage = (message: unknown): void => {
-    if ((message as { cmd?: unknown } | null)?.cmd === WINDOW) endWindow();
+    const m = message as { cmd?: unknown; id?: unknown } | null;
+    if (m?.cmd === REQUEST && typeof m.id === 'number' && process.connected) void send(m.id);
   };
   process.on('internalMessage' as 'message', onMessage);
   let busy = false;
   const timer = setInterval(() => {
     if (busy || !process.connected || !process.send) return;
     busy = true;
-    collect()
-      .then((data) => {
-        process.send?.({ cmd: MESSAGE, scopeMetrics: data.scopeMetrics }, undefined, {}, () => {});
-      })
-      .catch((err: unknown) => warnOnce(`cluster-push:${describeError(err)}`, `a cluster worker could not send its metrics to the primary: ${describeError(err)}; its data is missing from the scrape until it can`))
-      .finally(() => (busy = false));
+    void send().finally(() => (busy = false));
   }, intervalMs);
   timer.unref();
   return () => {
@@ -94,16 +103,22 @@ export function createAggregator(): { merge(own: ResourceMetrics): ResourceMetri
   const interned = new Map<string, Attributes>();
   const c = cluster();
 
+  // Answers awaited by the request in flight: worker id -> resolve.
+  const awaited = new Map<number, () => void>();
+  let requestId = 0;
   const listening = new Map<Worker, (message: unknown) => void>();
   const listen = (worker: Worker): void => {
     const onMessage = (message: unknown): void => {
-      const m = message as { cmd?: unknown; scopeMetrics?: unknown } | null;
-      if (m?.cmd === MESSAGE && Array.isArray(m.scopeMetrics)) live.set(worker.id, m.scopeMetrics as ScopeMetrics[]);
+      const m = message as { cmd?: unknown; scopeMetrics?: unknown; reply?: unknown } | null;
+      if (m?.cmd !== MESSAGE || !Array.isArray(m.scopeMetrics)) return;
+      live.set(worker.id, m.scopeMetrics as ScopeMetrics[]);
+      if (m.reply === requestId) awaited.get(worker.id)?.();
     };
     worker.process.on('internalMessage', onMessage);
     listening.set(worker, onMessage);
   };
   const onExit = (worker: Worker): void => {
+    awaited.get(worker.id)?.();
     const last = live.get(worker.id);
     live.delete(worker.id);
     listening.delete(worker);
@@ -112,13 +127,32 @@ export function createAggregator(): { merge(own: ResourceMetrics): ResourceMetri
   for (const worker of Object.values(c.workers ?? {})) if (worker) listen(worker);
   c.on('fork', listen);
   c.on('exit', onExit);
-  const stopWindows = onWindowEnd(() => {
+  // One request at a time: a second scrape meanwhile (another format, another server) shares it.
+  let inFlight: Promise<void> | undefined;
+  const request = (): Promise<void> => {
+    if (inFlight) return inFlight;
+    const id = ++requestId;
+    const answers: Array<Promise<void>> = [];
     for (const worker of listening.keys()) {
       const child = worker.process as NodeJS.EventEmitter & { connected?: boolean; send?: (m: unknown, h: undefined, o: object, cb: (err: Error | null) => void) => boolean };
+      if (!child.connected || !child.send) continue;
+      answers.push(new Promise<void>((resolve) => awaited.set(worker.id, resolve)));
       // The callback takes a failed send (a worker exiting right now), which would otherwise be thrown.
-      if (child.connected) child.send?.({ cmd: WINDOW }, undefined, {}, () => {});
+      child.send({ cmd: REQUEST, id }, undefined, {}, (err) => err && awaited.get(worker.id)?.());
     }
-  });
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, REQUEST_TIMEOUT_MS);
+      timer.unref();
+    });
+    inFlight = Promise.race([Promise.all(answers).then(() => {}), late]).finally(() => {
+      clearTimeout(timer);
+      awaited.clear();
+      inFlight = undefined;
+    });
+    return inFlight;
+  };
+  const stopRequests = onExportStart(request);
 
   return {
     merge(own) {
@@ -135,7 +169,7 @@ export function createAggregator(): { merge(own: ResourceMetrics): ResourceMetri
       return { resource: own.resource, scopeMetrics: toScopeMetrics(scopes) };
     },
     stop() {
-      stopWindows();
+      stopRequests();
       (c as unknown as NodeJS.EventEmitter).off('fork', listen);
       (c as unknown as NodeJS.EventEmitter).off('exit', onExit);
       for (const [worker, onMessage] of listening) worker.process.off('internalMessage', onMessage);

@@ -5,12 +5,15 @@
 // - A collection starts: the active-resources gauge takes its snapshot
 //   then, before the SDK arms a timer per callback and the host metrics open
 //   files, so that the agent's own work is not counted as the app's.
+// - An export starts (a scrape of the endpoint, an OTLP push): a cluster
+//   primary first asks its workers for their data as of now.
 // - A window ends: gauges that summarize an interval (event-loop delay and
-//   utilization) start a new one after each scrape of the endpoint and each
-//   OTLP export, and in a cluster worker when the primary was scraped. Not on
-//   a worker's push to the primary: those run every second, and a window per
-//   push would show the primary's scrape only the last second of each worker.
+//   utilization) start a new one after each export, and in a cluster worker
+//   after it answered the primary's request. Not on a worker's periodic push:
+//   those run every second, and a window per push would show the primary's
+//   scrape only the last second of each worker.
 
+const exportStarts = new Set<() => Promise<void>>();
 const starts = new Set<() => void>();
 const windowEnds = new Set<() => void>();
 
@@ -31,3 +34,13 @@ export const onCollectionStart = (fn: () => void): (() => void) => subscribe(sta
 export const collectionStarts = (): void => announce(starts);
 export const onWindowEnd = (fn: () => void): (() => void) => subscribe(windowEnds, fn);
 export const endWindow = (): void => announce(windowEnds);
+
+export const onExportStart = (fn: () => Promise<void>): (() => void) => {
+  exportStarts.add(fn);
+  return () => void exportStarts.delete(fn);
+};
+
+/** Resolves when every listener has done (or failed: each reports its own). */
+export const exportStart = async (): Promise<void> => {
+  await Promise.all([...exportStarts].map((fn) => fn().catch(() => {})));
+};

@@ -88,7 +88,7 @@ export const VARIABLES: ReadonlyArray<{ name: string; default: string; meaning: 
   { name: 'PROMOTEL_EVENTLOOP_DELAY_RESOLUTION', default: '10', meaning: 'ms between event-loop delay samples. Each sample wakes an idle process: on the benchmark VM (2026-11-30) an idle service with promotel spent about 9 ms of CPU per second at 10 ms, 2 ms at 100 ms. A block shorter than this may go unseen, and a longer one reads up to this much short' },
   { name: 'PROMOTEL_HOST_METRICS', default: 'true', meaning: 'the host\'s CPU, memory and network (`system_*`, from `@opentelemetry/host-metrics`); the process\'s own follow `PROMOTEL_RUNTIME_METRICS`' },
   { name: 'PROMOTEL_CARDINALITY_LIMIT', default: '2000', meaning: 'series per metric before new label sets go to the `otel_metric_overflow="true"` series' },
-  { name: 'PROMOTEL_CLUSTER_PUSH_INTERVAL', default: '1000', meaning: 'under `node:cluster`, how often (ms) each worker sends its metrics to the primary' },
+  { name: 'PROMOTEL_CLUSTER_PUSH_INTERVAL', default: '1000', meaning: 'under `node:cluster`, how often (ms) each worker sends its metrics to the primary besides answering its request at each scrape; a worker too busy to answer within 1 s is served from its last push' },
 ];
 
 type Env = Record<string, string | undefined>;

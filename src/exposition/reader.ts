@@ -3,7 +3,7 @@
 // burst of scrapers costs one pass over the SDK's storage, not one each.
 import type { Attributes, HrTime } from '@opentelemetry/api';
 import { AggregationTemporality, InstrumentType, MetricReader, type CollectionResult, type MetricData, type MetricProducer, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
-import { collectionStarts, endWindow } from '../collection';
+import { collectionStarts, endWindow, exportStart } from '../collection';
 import { describeError, warnOnce } from '../log';
 import { serializeToBuffer } from './serialize';
 
@@ -75,6 +75,7 @@ export class PullReader extends MetricReader {
   }
 
   private async collectAndSerialize(openMetrics: boolean): Promise<ScrapeResult> {
+    await exportStart();
     const { resourceMetrics, errors } = await this.collect({ timeoutMillis: 10_000 });
     // What this scrape shows is exported: gauges of an interval start the next one.
     endWindow();
