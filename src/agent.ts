@@ -180,8 +180,9 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
             timeoutMs: Math.min(config.otlpTimeoutMs, config.exportTimeoutMs),
             collect: () => {
               const { reader } = load();
-              // A callback that never settles must not hold every later push: the SDK gives up on it after this.
-              return exportStart().then(() => reader.collect({ timeoutMillis: config.exportTimeoutMs })).then((r) => {
+              // A callback that never settles must not hold every later push: the SDK gives up on it after
+              // this. Its timer holds a finishing app as long, so no longer than the exit push may take.
+              return exportStart().then(() => reader.collect({ timeoutMillis: Math.min(config.otlpTimeoutMs, config.exportTimeoutMs) })).then((r) => {
                 for (const err of r.errors) log.warnOnce(`collect:${log.describeError(err)}`, `a metric callback failed during an OTLP export (${log.describeError(err)}); the other metrics were pushed: fix or remove that callback`);
                 endWindow();
                 return reader.merge ? reader.merge(r.resourceMetrics) : r.resourceMetrics;

@@ -73,9 +73,14 @@ export function pushToPrimary(collect: () => Promise<ResourceMetrics>, intervalM
       })
       .catch((err: unknown) => warnOnce(`cluster-push:${describeError(err)}`, `a cluster worker could not send its metrics to the primary: ${describeError(err)}; its data is missing from the scrape until it can`));
   // 'internalMessage' does not hold the IPC channel open, unlike 'message'.
+  // One answer at a time: while a collection hangs (an app callback that never
+  // settles), more requests would only pile up calls to that callback.
+  let answering = false;
   const onMessage = (message: unknown): void => {
     const m = message as { cmd?: unknown; id?: unknown } | null;
-    if (m?.cmd === REQUEST && typeof m.id === 'number' && process.connected) void send(m.id);
+    if (m?.cmd !== REQUEST || typeof m.id !== 'number' || !process.connected || answering) return;
+    answering = true;
+    void send(m.id).finally(() => (answering = false));
   };
   process.on('internalMessage' as 'message', onMessage);
   let busy = false;
@@ -105,6 +110,14 @@ export function createAggregator(): { merge(own: ResourceMetrics): ResourceMetri
 
   // Answers awaited by the request in flight: worker id -> resolve.
   const awaited = new Map<number, () => void>();
+  // Workers that did not answer the last request in time (stuck, or running without the
+  // agent): later scrapes do not wait for them again until they answer.
+  const silent = new Set<number>();
+  const answered = (workerId: number): void => {
+    const resolve = awaited.get(workerId);
+    awaited.delete(workerId);
+    resolve?.();
+  };
   let requestId = 0;
   const listening = new Map<Worker, (message: unknown) => void>();
   const listen = (worker: Worker): void => {
@@ -112,13 +125,15 @@ export function createAggregator(): { merge(own: ResourceMetrics): ResourceMetri
       const m = message as { cmd?: unknown; scopeMetrics?: unknown; reply?: unknown } | null;
       if (m?.cmd !== MESSAGE || !Array.isArray(m.scopeMetrics)) return;
       live.set(worker.id, m.scopeMetrics as ScopeMetrics[]);
-      if (m.reply === requestId) awaited.get(worker.id)?.();
+      if (m.reply !== undefined) silent.delete(worker.id);
+      if (m.reply === requestId) answered(worker.id);
     };
     worker.process.on('internalMessage', onMessage);
     listening.set(worker, onMessage);
   };
   const onExit = (worker: Worker): void => {
-    awaited.get(worker.id)?.();
+    answered(worker.id);
+    silent.delete(worker.id);
     const last = live.get(worker.id);
     live.delete(worker.id);
     listening.delete(worker);
@@ -136,9 +151,9 @@ export function createAggregator(): { merge(own: ResourceMetrics): ResourceMetri
     for (const worker of listening.keys()) {
       const child = worker.process as NodeJS.EventEmitter & { connected?: boolean; send?: (m: unknown, h: undefined, o: object, cb: (err: Error | null) => void) => boolean };
       if (!child.connected || !child.send) continue;
-      answers.push(new Promise<void>((resolve) => awaited.set(worker.id, resolve)));
+      if (!silent.has(worker.id)) answers.push(new Promise<void>((resolve) => awaited.set(worker.id, resolve)));
       // The callback takes a failed send (a worker exiting right now), which would otherwise be thrown.
-      child.send({ cmd: REQUEST, id }, undefined, {}, (err) => err && awaited.get(worker.id)?.());
+      child.send({ cmd: REQUEST, id }, undefined, {}, (err) => err && answered(worker.id));
     }
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<void>((resolve) => {
@@ -147,6 +162,7 @@ export function createAggregator(): { merge(own: ResourceMetrics): ResourceMetri
     });
     inFlight = Promise.race([Promise.all(answers).then(() => {}), late]).finally(() => {
       clearTimeout(timer);
+      for (const workerId of awaited.keys()) silent.add(workerId);
       awaited.clear();
       inFlight = undefined;
     });

@@ -125,8 +125,6 @@ export function serveMetrics(options: ServeOptions): MetricsServer {
   // The app listening on our port would otherwise die of EADDRINUSE: the
   // agent bound it first, at preload time. The app wins. Closing a listening
   // socket releases the port at once, so the app's own bind then succeeds.
-  // The agent then tries the port again now and then, silently: a listen()
-  // that only probed the port (get-port, portfinder) or failed gives it back.
   const giveWay = (message: unknown): void => {
     try {
       const { server: other, options: wanted } = message as { server?: object; options?: { port?: unknown; host?: unknown; ipv6Only?: unknown } };
@@ -140,13 +138,12 @@ export function serveMetrics(options: ServeOptions): MetricsServer {
       server.close();
       server.closeAllConnections?.();
       settle(undefined);
-      if (!down) {
-        down = true;
-        const variable = options.portVariable ?? 'OTEL_EXPORTER_PROMETHEUS_PORT';
-        const back = options.retryMs === undefined ? '' : '; it takes the port back if the application lets go of it';
-        warn(`the application listens on port ${options.port}, the metrics port: promotel closed its endpoint there so that the application gets the port (metrics are still recorded${back}); set ${variable} to a free port to serve them`);
-      }
-      scheduleRetry();
+      // For good: taking the port back when the app's server closes would race an app that
+      // hands the port on (get-port for a child) or whose listen() still waits for DNS.
+      closed = true;
+      unsubscribe(LISTEN_START, giveWay);
+      const variable = options.portVariable ?? 'OTEL_EXPORTER_PROMETHEUS_PORT';
+      warn(`the application listens on port ${options.port}, the metrics port: promotel closed its endpoint there so that the application gets the port (metrics are still recorded); set ${variable} to a free port to serve them`);
     } catch (err) {
       warnOnce('server:give-way', `promotel could not check the application's listen() against its metrics port: ${describeError(err)}`);
     }
@@ -172,14 +169,25 @@ export function serveMetrics(options: ServeOptions): MetricsServer {
 
 const WILDCARDS = new Set(['', '0.0.0.0', '::']);
 
+/** One spelling per address: IPv6 compressed (`0:0::1` is `::1`), and an IPv4-mapped one as the IPv4 address it is. */
+function canonical(host: string): string {
+  if (isIP(host) !== 6) return host;
+  const c = new URL(`http://[${host}]`).hostname.slice(1, -1);
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(c);
+  if (!mapped) return c;
+  const [hi, lo] = [parseInt(mapped[1]!, 16), parseInt(mapped[2]!, 16)];
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+}
+
 /**
  * Whether a server on `theirs` would collide with ours on the same port. Only
  * two IP addresses that differ, or an IPv4 and an IPv6 address of which at
  * most one is the family's wildcard (and not a dual-stack ::), are apart. A
  * host name may resolve to anything, so it collides.
  */
-export function overlaps(ours: string, theirs: unknown, theirsIpv6Only = false): boolean {
-  const their = typeof theirs === 'string' ? theirs : '';
+export function overlaps(oursRaw: string, theirs: unknown, theirsIpv6Only = false): boolean {
+  const ours = canonical(oursRaw);
+  const their = canonical(typeof theirs === 'string' ? theirs : '');
   if ((ours !== '' && isIP(ours) === 0) || (their !== '' && isIP(their) === 0)) return true;
   const family = (h: string, v6only: boolean): 4 | 6 | 0 => (h === '' || (h === '::' && !v6only) ? 0 : isIP(h) === 6 ? 6 : 4);
   const [a, b] = [family(ours, false), family(their, theirsIpv6Only)];

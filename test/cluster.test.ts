@@ -112,3 +112,21 @@ test('meters that differ only by schema URL stay apart when the primary sums its
     app.kill();
   }
 });
+
+test('workers that never answer (started without the agent) cost one scrape a 1 s wait, not every scrape', async () => {
+  const [appPort, metricsPort] = [await freePort(), await freePort()];
+  const app = startApp(APP, { env: { PORT: String(appPort), WORKERS: '2', NO_RESPAWN: '1', BARE_WORKERS: '1', OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' } });
+  try {
+    await eventually(async () => (app.stdout().match(/listening/g) ?? []).length === 2, 15_000);
+    const times: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const started = Date.now();
+      assert.equal((await get(`http://127.0.0.1:${metricsPort}/metrics`)).status, 200);
+      times.push(Date.now() - started);
+    }
+    assert.ok(times[0]! >= 900, `the first scrape waits for the workers: ${times}`);
+    assert.ok(times.slice(1).every((t) => t < 500), `later scrapes do not: ${times}`);
+  } finally {
+    app.kill();
+  }
+});
