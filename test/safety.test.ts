@@ -16,6 +16,10 @@ function agentLines(stderr: string): string[] {
   return stderr.split('\n').filter((l) => l.startsWith('promotel '));
 }
 
+/** The one line the agent says when the app takes its port. */
+const gaveWay = (port: number): string =>
+  `promotel warn: the application listens on port ${port}, the metrics port: promotel closed its endpoint there so that the application gets the port (metrics are still recorded); set OTEL_EXPORTER_PROMETHEUS_PORT to a free port to serve them`;
+
 test('port already taken: one warning naming the port and the variable, the app serves its own traffic, and the agent takes the port once it is free', async () => {
   const metricsPort = await freePort();
   const squatter: Server = createServer((_req, res) => res.end('squatter\n'));
@@ -57,7 +61,7 @@ for (const [kind, script, preload, ready] of [
       assert.equal(res.status, 200);
       assert.doesNotMatch(res.body, /target_info/, 'the app answers on the port, not the agent');
       assert.deepEqual(agentLines(app.stderr()), [
-        `promotel warn: the application listens on port ${port}, the metrics port: promotel closed its endpoint there so that the application gets the port (metrics are still recorded); set OTEL_EXPORTER_PROMETHEUS_PORT to a free port to serve them`,
+        gaveWay(port),
       ]);
       app.kill('SIGTERM');
       assert.deepEqual(await app.exited, { code: null, signal: 'SIGTERM' });
@@ -74,7 +78,7 @@ test('cluster app listening on the metrics port: the primary steps aside and the
     await eventually(async () => (app.stdout().match(/listening/g) ?? []).length === 2);
     assert.match((await get(`http://127.0.0.1:${port}/`)).body, /^worker [12]\n$/);
     assert.deepEqual(agentLines(app.stderr()), [
-      `promotel warn: the application listens on port ${port}, the metrics port: promotel closed its endpoint there so that the application gets the port (metrics are still recorded); set OTEL_EXPORTER_PROMETHEUS_PORT to a free port to serve them`,
+      gaveWay(port),
     ]);
   } finally {
     app.kill();
@@ -89,7 +93,7 @@ test('an app that probes the metrics port (listen, then close, as get-port does)
     await new Promise((r) => setTimeout(r, 2500)); // longer than the agent's 2 s retry of a port taken at start-up
     await assert.rejects(get(`http://127.0.0.1:${port}/metrics`), 'nobody listens on the port now');
     assert.deepEqual(agentLines(app.stderr()), [
-      `promotel warn: the application listens on port ${port}, the metrics port: promotel closed its endpoint there so that the application gets the port (metrics are still recorded); set OTEL_EXPORTER_PROMETHEUS_PORT to a free port to serve them`,
+      gaveWay(port),
     ]);
   } finally {
     app.kill();
