@@ -14,7 +14,6 @@ import type { AddressInfo } from 'node:net';
 import { inspect } from 'node:util';
 import { diag, DiagLogLevel, metrics, type Meter, type MeterProvider as ApiMeterProvider } from '@opentelemetry/api';
 import type { MeterProvider, MetricProducer, ResourceMetrics } from '@opentelemetry/sdk-metrics';
-import { endWindow, exportStart } from './collection';
 import { clusterRole, createAggregator, PRIMARY_MARK, pushToPrimary } from './cluster';
 import { resolveConfig, type Config } from './config';
 import { startOtlpPush } from './exporters/otlp';
@@ -178,16 +177,9 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
             headers: config.otlpHeaders,
             // OTEL_METRIC_EXPORT_TIMEOUT bounds the whole export, OTEL_EXPORTER_OTLP_TIMEOUT its request: the shorter one rules.
             timeoutMs: Math.min(config.otlpTimeoutMs, config.exportTimeoutMs),
-            collect: () => {
-              const { reader } = load();
-              // A callback that never settles must not hold every later push: the SDK gives up on it after
-              // this. Its timer holds a finishing app as long, so no longer than the exit push may take.
-              return exportStart().then(() => reader.collect({ timeoutMillis: Math.min(config.otlpTimeoutMs, config.exportTimeoutMs) })).then((r) => {
-                for (const err of r.errors) log.warnOnce(`collect:${log.describeError(err)}`, `a metric callback failed during an OTLP export (${log.describeError(err)}); the other metrics were pushed: fix or remove that callback`);
-                endWindow();
-                return reader.merge ? reader.merge(r.resourceMetrics) : r.resourceMetrics;
-              });
-            },
+            // A callback that never settles must not hold every later push: the SDK gives up on it after
+            // this. Its timer holds a finishing app as long, so no longer than the exit push may take.
+            collect: () => load().reader.collectForExport(Math.min(config.otlpTimeoutMs, config.exportTimeoutMs), { during: 'an OTLP export', outcome: 'pushed' }),
           },
         );
       });

@@ -1,4 +1,4 @@
-// Two moments that a few instruments must know about, announced here so that
+// Three moments that a few instruments must know about, announced here so that
 // the reader, the OTLP push and the cluster code need not know those
 // instruments.
 //
@@ -17,7 +17,7 @@ const exportStarts = new Set<() => Promise<void>>();
 const starts = new Set<() => void>();
 const windowEnds = new Set<() => void>();
 
-function subscribe(set: Set<() => void>, fn: () => void): () => void {
+function subscribe<F>(set: Set<F>, fn: F): () => void {
   set.add(fn);
   return () => void set.delete(fn);
 }
@@ -35,10 +35,7 @@ export const collectionStarts = (): void => announce(starts);
 export const onWindowEnd = (fn: () => void): (() => void) => subscribe(windowEnds, fn);
 export const endWindow = (): void => announce(windowEnds);
 
-export const onExportStart = (fn: () => Promise<void>): (() => void) => {
-  exportStarts.add(fn);
-  return () => void exportStarts.delete(fn);
-};
+export const onExportStart = (fn: () => Promise<void>): (() => void) => subscribe(exportStarts, fn);
 
 /** Resolves when every listener has done (or failed: each reports its own). */
 export const exportStart = async (): Promise<void> => {

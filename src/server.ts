@@ -68,7 +68,7 @@ export function serveMetrics(options: ServeOptions): MetricsServer {
   server.on('clientError', (_err, socket) => socket.destroy());
   let retry: NodeJS.Timeout | undefined;
   let closed = false;
-  // A warning has said the endpoint is down (port taken, or given to the app): its recovery is said too.
+  // A warning has said the port is taken: when the retry gets it, that is said too.
   let down = false;
   let settle: (address: AddressInfo | undefined) => void = () => {};
   const listening = new Promise<AddressInfo | undefined>((resolve) => (settle = resolve));
@@ -85,6 +85,13 @@ export function serveMetrics(options: ServeOptions): MetricsServer {
     server.removeListener('error', pending.onError);
     server.removeListener('listening', pending.onListening);
     pending = undefined;
+  };
+  // For good, whether the agent closes or gives its port to the app.
+  const stopTrying = (): void => {
+    closed = true;
+    clearTimeout(retry);
+    stopAttempt();
+    unsubscribe(LISTEN_START, giveWay);
   };
   function attempt(): void {
     stopAttempt();
@@ -132,16 +139,13 @@ export function serveMetrics(options: ServeOptions): MetricsServer {
       const port = wanted.port;
       if ((typeof port !== 'number' && typeof port !== 'string') || port === '' || Number(port) !== options.port) return;
       if (!overlaps(options.host, wanted.host, wanted.ipv6Only === true)) return;
-      clearTimeout(retry);
-      stopAttempt();
+      // For good: taking the port back when the app's server closes would race an app that
+      // hands the port on (get-port for a child) or whose listen() still waits for DNS.
+      stopTrying();
       // Also when not bound yet: close() cancels a listen() still resolving its host.
       server.close();
       server.closeAllConnections?.();
       settle(undefined);
-      // For good: taking the port back when the app's server closes would race an app that
-      // hands the port on (get-port for a child) or whose listen() still waits for DNS.
-      closed = true;
-      unsubscribe(LISTEN_START, giveWay);
       const variable = options.portVariable ?? 'OTEL_EXPORTER_PROMETHEUS_PORT';
       warn(`the application listens on port ${options.port}, the metrics port: promotel closed its endpoint there so that the application gets the port (metrics are still recorded); set ${variable} to a free port to serve them`);
     } catch (err) {
@@ -156,10 +160,7 @@ export function serveMetrics(options: ServeOptions): MetricsServer {
     listening,
     close: () =>
       new Promise<void>((resolve) => {
-        closed = true;
-        clearTimeout(retry);
-        stopAttempt();
-        unsubscribe(LISTEN_START, giveWay);
+        stopTrying();
         if (!server.listening) return resolve();
         server.close(() => resolve());
         server.closeAllConnections?.();

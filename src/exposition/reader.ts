@@ -74,17 +74,26 @@ export class PullReader extends MetricReader {
     return result;
   }
 
-  private async collectAndSerialize(openMetrics: boolean): Promise<ScrapeResult> {
+  /**
+   * What an export (a scrape, an OTLP push) shows: a cluster's workers are
+   * asked first, then everything is collected and merged; interval gauges
+   * then start a new window. A failed callback is said once, naming `what`.
+   */
+  async collectForExport(timeoutMillis: number, what: { during: string; outcome: string }): Promise<ResourceMetrics> {
     await exportStart();
-    const { resourceMetrics, errors } = await this.collect({ timeoutMillis: 10_000 });
-    // What this scrape shows is exported: gauges of an interval start the next one.
+    const { resourceMetrics, errors } = await this.collect({ timeoutMillis });
     endWindow();
     for (const err of errors) {
       // Most often an observable callback of the app or an instrumentation that threw: the SDK caught it, we say so once.
-      warnOnce(`collect:${describeError(err)}`, `a metric callback failed during a scrape (${describeError(err)}); the other metrics were served: fix or remove that callback`);
+      warnOnce(`collect:${describeError(err)}`, `a metric callback failed during ${what.during} (${describeError(err)}); the other metrics were ${what.outcome}: fix or remove that callback`);
     }
     const own = this.hide ? withoutHidden(resourceMetrics, this.hide) : resourceMetrics;
-    const body = serializeToBuffer(this.merge ? this.merge(own) : own, {
+    return this.merge ? this.merge(own) : own;
+  }
+
+  private async collectAndSerialize(openMetrics: boolean): Promise<ScrapeResult> {
+    const data = await this.collectForExport(10_000, { during: 'a scrape', outcome: 'served' });
+    const body = serializeToBuffer(data, {
       openMetrics,
       unitOverrides: this.unitOverrides,
       onProblem: warnOnce,

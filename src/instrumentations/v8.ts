@@ -41,14 +41,13 @@ export function enableV8Metrics(meter: Meter): () => void {
   });
   observer.observe({ entryTypes: ['gc'] });
 
-  const space = { 'v8js.heap.space.name': '' };
   const used = meter.createObservableGauge('v8js.memory.heap.used', { description: 'Heap memory in use, by space.', unit: 'By' });
   const size = meter.createObservableUpDownCounter('v8js.memory.heap.space.size', { description: 'Heap memory reserved for a space.', unit: 'By' });
   const available = meter.createObservableGauge('v8js.memory.heap.space.available_size', { description: 'Heap memory a space can still allocate.', unit: 'By' });
   const physical = meter.createObservableGauge('v8js.memory.heap.space.physical_size', { description: 'Heap memory of a space committed in RAM.', unit: 'By' });
   const observeSpaces = (result: BatchObservableResult): void => {
     for (const s of getHeapSpaceStatistics()) {
-      const attributes = { ...space, 'v8js.heap.space.name': s.space_name };
+      const attributes = { 'v8js.heap.space.name': s.space_name };
       result.observe(used, s.space_used_size, attributes);
       result.observe(size, s.space_size, attributes);
       result.observe(available, s.space_available_size, attributes);
