@@ -6,7 +6,7 @@
 // hits every variant alike and the median of per-round ratios survives it.
 //
 //   node bench/ab.mjs [--rounds 24] [--sec 2] [--per-server 4] [--rate-sec 0] [--no-pin]
-//                     [--only bare,default,...] [--build NAME=path/to/dist/src] ...
+//                     [--only bare,default,...] [--build NAME=path/to/dist/src] [--env NAME=VAR=value] ...
 //                     [--tree path/to/dist/src] [--quiet 0.03] [--retries 20]
 //
 // Variants (default: all of these):
@@ -20,6 +20,8 @@
 //   (these five use --tree, by default this checkout's dist/src)
 //   --build NAME=DIR adds a variant NAME: promotel's default configuration from
 //   another build (DIR holds register.js), e.g. the tree before a change.
+//   --env NAME=VAR=value[,VAR=value] adds a variant NAME: the --tree build with
+//   these variables, e.g. --env eld20=PROMOTEL_EVENTLOOP_DELAY_RESOLUTION=20.
 //
 // One server per variant runs for `--per-server` rounds (then all are
 // replaced, so that one lucky or unlucky process cannot decide the result),
@@ -71,9 +73,15 @@ const ALL = [
   { name: 'all-off', args: OWN, env: { ...BASE_ENV, PROMOTEL_HTTP_METRICS: 'false', PROMOTEL_RUNTIME_METRICS: 'false', PROMOTEL_HOST_METRICS: 'false' } },
 ];
 process.argv.forEach((a, i) => {
-  if (a !== '--build') return;
-  const [name, dir] = process.argv[i + 1].split('=');
-  ALL.push({ name, args: register(resolve(dir)), env: BASE_ENV });
+  if (a === '--build') {
+    const [name, dir] = process.argv[i + 1].split('=');
+    ALL.push({ name, args: register(resolve(dir)), env: BASE_ENV });
+  } else if (a === '--env') {
+    // NAME=VAR=value,VAR=value: the --tree build with these variables set.
+    const [name, ...rest] = process.argv[i + 1].split('=');
+    const env = Object.fromEntries(rest.join('=').split(',').map((kv) => kv.split('=')));
+    ALL.push({ name, args: OWN, env: { ...BASE_ENV, ...env } });
+  }
 });
 const only = option('only', undefined)?.split(',');
 const VARIANTS = only ? ALL.filter((v) => v.name === 'bare' || only.includes(v.name)) : ALL;

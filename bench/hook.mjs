@@ -1,7 +1,7 @@
 // Per-request cost of promotel's HTTP server hook alone, without sockets:
 // synthetic requests are published on node:diagnostics_channel's
-// `http.server.request.start` (as node:http does) and their responses
-// closed, so the time measured is the hook's. Two builds can be compared in
+// `http.server.request.start` and `http.server.response.finish` (as node:http
+// does) and their responses closed, so the time measured is the hook's. Two builds can be compared in
 // one process, alternated: `node bench/hook.mjs dist/src /other/tree/dist/src`.
 // Machine noise hits both alike, which the socket benchmarks cannot promise.
 import { channel } from 'node:diagnostics_channel';
@@ -13,6 +13,7 @@ const require = createRequire(import.meta.url);
 const trees = process.argv.slice(2).map((t) => resolve(t));
 if (trees.length === 0) trees.push(resolve('dist/src'));
 const start = channel('http.server.request.start');
+const finish = channel('http.server.response.finish');
 const N = 200_000;
 const ROUNDS = 10;
 
@@ -23,11 +24,12 @@ class FakeResponse extends EventEmitter {
   constructor(req) {
     super();
     this.req = req;
-    // As node:http assigns it before publishing, unless the response is queued behind a pipelined one.
-    this.socket = req.socket;
+    // node:http publishes before it assigns the connection (20.x to 24.x at least).
+    this.socket = null;
   }
 }
-const socket = { encrypted: false };
+// A keep-alive connection, one response at a time on it, as node:http keeps it.
+const socket = Object.assign(new EventEmitter(), { encrypted: false, _httpMessage: null });
 const server = {};
 
 function run() {
@@ -37,6 +39,11 @@ function run() {
     const response = new FakeResponse(request);
     response.statusCode = i % 10 === 0 ? 404 : 200;
     start.publish({ request, response, socket, server });
+    response.socket = socket;
+    socket._httpMessage = response;
+    // As node:http does: the message is built only for a subscriber.
+    if (finish.hasSubscribers) finish.publish({ request, response, socket, server });
+    socket._httpMessage = null;
     response.emit('close');
   }
   return Number(process.hrtime.bigint() - t0) / N;

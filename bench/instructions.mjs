@@ -5,6 +5,7 @@
 // do, so it shows a difference of 1% that wall clocks cannot.
 //
 //   node bench/instructions.mjs [--warm 3000] [--measured 20000] [--only promotel,...] [--functions] [--semi-space MB] [--cache-sim]
+//                               [--concurrency 8] [--env NAME=VAR=value[,VAR=value]] [--build NAME=path/to/dist/src]
 //
 // Per peer, two servers start at once under valgrind: A gets `--warm`
 // requests, B gets `--warm` + `--measured`; both are stopped at the same
@@ -26,10 +27,10 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { HELLO, PEERS, ROOT, option, serverEnv } from './peers.mjs';
 
-const CONCURRENCY = 8;
+const CONCURRENCY = Number(option('concurrency', '8'));
 const valgrindArgs = (cacheSim) => ['--tool=cachegrind', `--cache-sim=${cacheSim ? 'yes' : 'no'}`, '--smc-check=all-non-file'];
 
 function startUnderValgrind(peer, outFile, nodeFlags, cacheSim) {
@@ -121,8 +122,8 @@ export function functionDiff(peerResult, bareResult, measured, top = 15) {
     .slice(0, top);
 }
 
-export async function instructionsBench({ warm, measured, semiSpace, cacheSim, only, functions, log = () => {} }) {
-  const peers = PEERS.filter((p, i) => i === 0 || !only || only.some((o) => p.name.startsWith(o)));
+export async function instructionsBench({ warm, measured, semiSpace, cacheSim, only, functions, variants = [], builds = [], log = () => {} }) {
+  const peers = [...PEERS, ...variants, ...builds].filter((p, i) => i === 0 || !only || only.some((o) => p.name.startsWith(o)));
   const dir = mkdtempSync(join(os.tmpdir(), 'promotel-instructions-'));
   const results = [];
   for (const peer of peers) {
@@ -160,6 +161,20 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     ...params,
     only: option('only', undefined)?.split(','),
     functions: process.argv.includes('--functions'),
+    // --env NAME=VAR=value[,VAR=value]: promotel with these variables, as a peer named NAME.
+    variants: process.argv.flatMap((a, i) => {
+      if (a !== '--env') return [];
+      const [name, ...rest] = process.argv[i + 1].split('=');
+      const promotel = PEERS.find((p) => p.name === 'promotel');
+      return [{ ...promotel, name, env: { ...promotel.env, ...Object.fromEntries(rest.join('=').split(',').map((kv) => kv.split('='))) } }];
+    }),
+    // --build NAME=DIR: promotel from another build (DIR holds register.js), as a peer named NAME.
+    builds: process.argv.flatMap((a, i) => {
+      if (a !== '--build') return [];
+      const [name, dir] = process.argv[i + 1].split('=');
+      const promotel = PEERS.find((p) => p.name === 'promotel');
+      return [{ ...promotel, name, args: ['--require', resolve(dir, 'register.js')] }];
+    }),
     log: (m) => process.stderr.write(`${m}\n`),
   });
   process.stdout.write(instructionsTable(results, params));

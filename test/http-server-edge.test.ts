@@ -2,9 +2,11 @@
 // off by the client, Expect: 100-continue. Raw sockets, so that the bytes on
 // the wire are exactly the ones under test.
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { enableHttpServerMetrics } from '../src/instrumentations/http-server';
 import { FIXTURES, eventually, freePort, get, pythonParse, samplesOf, startApp, type App, type Family } from './helpers';
 
 async function startServer(fixture: string, env: Record<string, string> = {}): Promise<{ app: App; appPort: number; scrape: () => Promise<Family[]> }> {
@@ -101,3 +103,47 @@ for (const [hook, durations] of [
     }
   });
 }
+
+test('the hook watches a connection only while it pipelines: sequential keep-alive requests add no listener to it', async () => {
+  const server = createServer((req, res) => {
+    req.resume();
+    setTimeout(() => res.end('ok'), req.url === '/slow' ? 30 : 0);
+  });
+  const connections: Socket[] = [];
+  server.on('connection', (s: Socket) => connections.push(s));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  /** Close listeners on the server's side of a fresh connection after `payload`, once `responses` came back. */
+  const closeListeners = async (payload: string, responses: number): Promise<number> => {
+    const client = await rawClient(port, payload);
+    await eventually(async () => (client.received().match(/HTTP\/1\.1 200/g) ?? []).length === responses);
+    const count = connections.at(-1)!.listenerCount('close');
+    client.socket.destroy();
+    return count;
+  };
+  const sequential = async (): Promise<number> => {
+    const client = await rawClient(port, GET('/a'));
+    for (let i = 1; i <= 3; i++) {
+      await eventually(async () => (client.received().match(/HTTP\/1\.1 200/g) ?? []).length === i);
+      if (i < 3) client.socket.write(GET('/a'));
+    }
+    const count = connections.at(-1)!.listenerCount('close');
+    client.socket.destroy();
+    return count;
+  };
+  try {
+    const bare = { sequential: await sequential(), pipelined: await closeListeners(GET('/slow') + GET('/a'), 2) };
+    const stop = enableHttpServerMetrics(() => undefined, { duration: true, cardinalityLimit: 2000, scope: { name: 'test', version: '0' } });
+    try {
+      assert.deepEqual(
+        { sequential: await sequential(), pipelined: await closeListeners(GET('/slow') + GET('/a'), 2) },
+        { sequential: bare.sequential, pipelined: bare.pipelined + 1 },
+      );
+    } finally {
+      stop();
+    }
+  } finally {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
+});

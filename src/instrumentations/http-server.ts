@@ -38,7 +38,8 @@ interface StartMessage {
 }
 
 type Tracked = ServerResponse & { [STARTED]?: number; [CELL]?: ActiveCell };
-type Connection = NonNullable<IncomingMessage['socket']> & { [QUEUED]?: Tracked[] };
+// `_httpMessage`: the response node:http is writing on the connection (an internal since Node 0.x).
+type Connection = NonNullable<IncomingMessage['socket']> & { [QUEUED]?: Tracked[]; _httpMessage?: unknown };
 
 export interface HttpServerOptions {
   /** False when instrumentation-http records the duration: then only active requests are counted here. */
@@ -103,9 +104,13 @@ export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void
       tracked[CELL] = cell;
       // 'close' comes after 'finish', and also when the client goes away first, so active_requests never leaks.
       response.on('close', onClose);
-      // ...except for a pipelined response queued behind an unfinished one: it has no socket yet, and
-      // if the client hangs up Node emits nothing on it. Rare (pipelining), so the check is all the common path pays.
-      if (!response.socket) watchQueued(request.socket as Connection, tracked);
+      // ...except for a pipelined response queued behind an unfinished one: if the client hangs up, Node
+      // emits nothing on it. node:http publishes before it hands any response the connection (20 to 24),
+      // so a queued response is one whose connection is busy with another, not one without a socket.
+      // Rare (pipelining), so the check is all the common path pays.
+      const socket = request.socket as Connection;
+      const current = socket._httpMessage;
+      if (current != null && current !== response) watchQueued(socket, tracked);
     } catch (err) {
       warnOnce(`http-server:${describeError(err)}`, `HTTP server metrics skipped a request: ${describeError(err)}; the request itself was served`);
     }
