@@ -25,6 +25,7 @@ import { enableOtelHttp } from './instrumentations/http-otel';
 import { enableOnFirstRequest } from './instrumentations/http-client-lazy';
 import { enableRuntimeMetrics } from './instrumentations/runtime';
 import { setExemplarFilter } from './instrumentations/exemplar-filter';
+import { configureKnownMethods } from './instrumentations/http-semconv';
 import * as log from './log';
 import { resourceAttributes, VERSION } from './resource';
 import { serveMetrics, type MetricsServer } from './server';
@@ -89,6 +90,7 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
   const stops: Array<() => void> = [];
 
   if (config.httpMetrics) {
+    guard('HTTP metrics', 'PROMOTEL_HTTP_METRICS', () => configureKnownMethods(env, role === 'worker'));
     const serverHook = config.httpServerHook;
     guard('HTTP server metrics', 'PROMOTEL_HTTP_METRICS', () => {
       stops.push(

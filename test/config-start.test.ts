@@ -26,6 +26,26 @@ test('start({ port: 70000 }): one warning naming the option, the port the enviro
   ]);
 });
 
+test('start(options, env): OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS is read from the env given, not only from process.env', async () => {
+  const port = await freePort();
+  const script = `
+    const http = require('node:http');
+    const agent = require(${JSON.stringify(INDEX)}).start({ host: '127.0.0.1', port: ${port} }, { OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS: 'GET,PROPFIND' });
+    const send = (p, method) => new Promise((r) => http.request({ host: '127.0.0.1', port: p, method }, (res) => { let d = ''; res.on('data', (c) => (d += c)); res.on('end', () => r(d)); }).end());
+    const server = http.createServer((req, res) => res.end('ok')).listen(0, '127.0.0.1', async () => {
+      await agent.listening;
+      for (const method of ['PROPFIND', 'POST']) await send(server.address().port, method);
+      const body = await send(${port}, 'GET');
+      console.log(body.split('\\n').filter((l) => l.startsWith('http_server_request_duration_seconds_count')).map((l) => /http_request_method="([^"]+)"/.exec(l)[1]).sort().join(' '));
+      server.close();
+      agent.shutdown();
+    });`;
+  const app = startApp('-e', { preload: 'none', args: [script] });
+  assert.deepEqual(await app.exited, { code: 0, signal: null });
+  assert.equal(app.stdout(), 'PROPFIND _OTHER\n');
+  assert.equal(agentLines(app.stderr()).length, 0, app.stderr());
+});
+
 test('a port listen() refuses outright is a warning, and listening resolves undefined', async () => {
   const script = `require(${JSON.stringify(SERVER_JS)}).serveMetrics({ host: '127.0.0.1', port: 70000, scrape: async () => ({}) }).listening.then((a) => console.log('resolved', a));`;
   const app = startApp('-e', { preload: 'none', args: [script] });

@@ -35,12 +35,16 @@ export function parseKnownMethods(raw: string | undefined): { methods: string[];
   };
 }
 
-/** Reads the variable once, when the first HTTP hook is enabled (so after the log level is set). */
-export function configureKnownMethods(env: Record<string, string | undefined> = process.env): void {
+/**
+ * Reads the variable once: the agent calls this with the environment start() was given (after the
+ * log level is set, and `quiet` in a cluster worker, whose primary has warned already); a hook
+ * enabled on its own reads process.env when it is enabled.
+ */
+export function configureKnownMethods(env: Record<string, string | undefined> = process.env, quiet = false): void {
   if (configured) return;
   configured = true;
   const { methods, warning } = parseKnownMethods(env[KNOWN_METHODS_VARIABLE.name]);
-  if (warning !== undefined) warn(warning);
+  if (warning !== undefined && !quiet) warn(warning);
   knownMethods = new Set(methods);
 }
 
