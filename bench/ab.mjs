@@ -46,7 +46,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PINNED, RATE_SCRIPT, cpuUs, median as medianOf, option, port, wrk as wrkAsync } from './peers.mjs';
+import { PINNED, RATE_SCRIPT, cpuUs, envVariant, median as medianOf, option, port, wrk as wrkAsync } from './peers.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const HELLO = join(ROOT, 'bench', 'servers', 'hello.js');
@@ -77,9 +77,7 @@ process.argv.forEach((a, i) => {
     const [name, dir] = process.argv[i + 1].split('=');
     ALL.push({ name, args: register(resolve(dir)), env: BASE_ENV });
   } else if (a === '--env') {
-    // NAME=VAR=value,VAR=value: the --tree build with these variables set.
-    const [name, ...rest] = process.argv[i + 1].split('=');
-    const env = Object.fromEntries(rest.join('=').split(',').map((kv) => kv.split('=')));
+    const { name, env } = envVariant(process.argv[i + 1]);
     ALL.push({ name, args: OWN, env: { ...BASE_ENV, ...env } });
   }
 });

@@ -1,8 +1,9 @@
 // Per-request cost of promotel's HTTP server hook alone, without sockets:
 // synthetic requests are published on node:diagnostics_channel's
-// `http.server.request.start` and `http.server.response.finish` (as node:http
-// does) and their responses closed, so the time measured is the hook's. Two builds can be compared in
-// one process, alternated: `node bench/hook.mjs dist/src /other/tree/dist/src`.
+// `http.server.request.start` and `http.server.response.finish` (as
+// node:http does) and their responses closed, so the time measured is the
+// hook's. Two builds can be compared in one process, alternated:
+// `node bench/hook.mjs dist/src /other/tree/dist/src`.
 // Machine noise hits both alike, which the socket benchmarks cannot promise.
 import { channel } from 'node:diagnostics_channel';
 import { EventEmitter } from 'node:events';

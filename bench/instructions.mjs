@@ -28,7 +28,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
-import { HELLO, PEERS, ROOT, option, serverEnv } from './peers.mjs';
+import { HELLO, PEERS, ROOT, envVariant, option, serverEnv } from './peers.mjs';
 
 const CONCURRENCY = Number(option('concurrency', '8'));
 const valgrindArgs = (cacheSim) => ['--tool=cachegrind', `--cache-sim=${cacheSim ? 'yes' : 'no'}`, '--smc-check=all-non-file'];
@@ -122,8 +122,8 @@ export function functionDiff(peerResult, bareResult, measured, top = 15) {
     .slice(0, top);
 }
 
-export async function instructionsBench({ warm, measured, semiSpace, cacheSim, only, functions, variants = [], builds = [], log = () => {} }) {
-  const peers = [...PEERS, ...variants, ...builds].filter((p, i) => i === 0 || !only || only.some((o) => p.name.startsWith(o)));
+export async function instructionsBench({ warm, measured, semiSpace, cacheSim, only, functions, variants = [], log = () => {} }) {
+  const peers = [...PEERS, ...variants].filter((p, i) => i === 0 || !only || only.some((o) => p.name.startsWith(o)));
   const dir = mkdtempSync(join(os.tmpdir(), 'promotel-instructions-'));
   const results = [];
   for (const peer of peers) {
@@ -161,18 +161,16 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     ...params,
     only: option('only', undefined)?.split(','),
     functions: process.argv.includes('--functions'),
-    // --env NAME=VAR=value[,VAR=value]: promotel with these variables, as a peer named NAME.
+    // Peers named NAME: promotel with the variables of --env NAME=VAR=value[,VAR=value], or from
+    // the build of --build NAME=DIR (DIR holds register.js).
     variants: process.argv.flatMap((a, i) => {
-      if (a !== '--env') return [];
-      const [name, ...rest] = process.argv[i + 1].split('=');
       const promotel = PEERS.find((p) => p.name === 'promotel');
-      return [{ ...promotel, name, env: { ...promotel.env, ...Object.fromEntries(rest.join('=').split(',').map((kv) => kv.split('='))) } }];
-    }),
-    // --build NAME=DIR: promotel from another build (DIR holds register.js), as a peer named NAME.
-    builds: process.argv.flatMap((a, i) => {
+      if (a === '--env') {
+        const { name, env } = envVariant(process.argv[i + 1]);
+        return [{ ...promotel, name, env: { ...promotel.env, ...env } }];
+      }
       if (a !== '--build') return [];
       const [name, dir] = process.argv[i + 1].split('=');
-      const promotel = PEERS.find((p) => p.name === 'promotel');
       return [{ ...promotel, name, args: ['--require', resolve(dir, 'register.js')] }];
     }),
     log: (m) => process.stderr.write(`${m}\n`),

@@ -49,6 +49,13 @@ export async function serverEnv(peer) {
   return env;
 }
 
+/** An --env option's value, `NAME=VAR=value[,VAR=value]` (ab.mjs, instructions.mjs): the variant's name and its variables. */
+export function envVariant(arg) {
+  const [name, ...rest] = arg.split('=');
+  const pairs = rest.join('=').split(',').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]);
+  return { name, env: Object.fromEntries(pairs) };
+}
+
 /** `--name value` from the command line, as a string, or `fallback`. */
 export function option(name, fallback) {
   const i = process.argv.indexOf(`--${name}`);
