@@ -39,7 +39,7 @@ interface StartMessage {
 
 type Tracked = ServerResponse & { [STARTED]?: number; [CELL]?: ActiveCell };
 // `_httpMessage`: the response node:http is writing on the connection (an internal since Node 0.x).
-type Connection = NonNullable<IncomingMessage['socket']> & { [QUEUED]?: Tracked[]; _httpMessage?: unknown };
+type Connection = NonNullable<IncomingMessage['socket']> & { [QUEUED]?: Tracked[]; _httpMessage?: unknown; encrypted?: boolean };
 
 export interface HttpServerOptions {
   /** False when instrumentation-http records the duration: then only active requests are counted here. */
@@ -96,7 +96,8 @@ export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void
     try {
       const { request, response, server } = message as StartMessage;
       if (ownServers.has(server)) return;
-      const scheme = (request.socket as { encrypted?: boolean } | undefined)?.encrypted ? 'https' : 'http';
+      const socket = request.socket as Connection;
+      const scheme = socket?.encrypted ? 'https' : 'http';
       const cell = store.activeCell(normalizeMethod(request.method), scheme);
       cell.value++;
       const tracked = response as Tracked;
@@ -108,7 +109,6 @@ export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void
       // emits nothing on it. node:http publishes before it hands any response the connection (20 to 24),
       // so a queued response is one whose connection is busy with another, not one without a socket.
       // Rare (pipelining), so the check is all the common path pays.
-      const socket = request.socket as Connection;
       const current = socket._httpMessage;
       if (current != null && current !== response) watchQueued(socket, tracked);
     } catch (err) {
