@@ -5,7 +5,7 @@
 // do, so it shows a difference of 1% that wall clocks cannot.
 //
 //   node bench/instructions.mjs [--warm 3000] [--measured 20000] [--only promotel,...] [--functions] [--semi-space MB] [--cache-sim]
-//                               [--concurrency 8] [--env NAME=VAR=value[,VAR=value]] [--build NAME=path/to/dist/src]
+//                               [--concurrency 8] [--env NAME=VAR=value[,VAR=value]] [--build NAME=path/to/dist/src] [--multi-threaded]
 //
 // Per peer, two servers start at once under valgrind: A gets `--warm`
 // requests, B gets `--warm` + `--measured`; both are stopped at the same
@@ -23,6 +23,8 @@
 // `--cache-sim` also simulates this machine's caches (a slower run) and
 // adds L1 instruction and data misses per request: whether the agent's extra
 // cost is its instructions, or cache lines it makes the server fetch again.
+// Every server runs with a fixed hash seed and V8's --single-threaded (see
+// nodeFlags); `--multi-threaded` leaves V8's background threads on.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -82,10 +84,26 @@ function drive(port, n) {
 const counter = (stderr, label) => Number(new RegExp(`${label}:\\s+([\\d,]+)`).exec(stderr)?.[1].replaceAll(',', '') ?? NaN);
 
 /** Instructions per request of one peer, and the cachegrind files of its two runs. */
-export async function measure(peer, { warm, measured, semiSpace, cacheSim }, dir) {
-  const nodeFlags = semiSpace ? [`--min-semi-space-size=${semiSpace}`, `--max-semi-space-size=${semiSpace}`] : [];
-  const files = [join(dir, `${PEERS.indexOf(peer)}.a.out`), join(dir, `${PEERS.indexOf(peer)}.b.out`)];
-  const [a, b] = await Promise.all(files.map((f) => startUnderValgrind(peer, f, nodeFlags, cacheSim)));
+/**
+ * The node flags of every server. Without the first two, the A and B servers of a peer differ by
+ * chance: V8 draws its hash seed at random and searches a prime from it at start-up, and its
+ * background threads compile and mark whenever the OS runs them, so a compile job or a major GC lands
+ * in B's window or not (±3% per request between two runs of the same build). With them, two runs
+ * of one build agree within 0.1%, and a GC the peer causes is counted where its allocations cause it.
+ */
+export function nodeFlags({ semiSpace, multiThreaded }) {
+  return [
+    '--hash-seed=1',
+    ...(multiThreaded ? [] : ['--single-threaded']),
+    ...(semiSpace ? [`--min-semi-space-size=${semiSpace}`, `--max-semi-space-size=${semiSpace}`] : []),
+  ];
+}
+
+export async function measure(peer, { warm, measured, semiSpace, cacheSim, multiThreaded }, dir, index) {
+  const flags = nodeFlags({ semiSpace, multiThreaded });
+  // By position in the run, not in PEERS: --env and --build variants are not there, and shared one name.
+  const files = [join(dir, `${index}.a.out`), join(dir, `${index}.b.out`)];
+  const [a, b] = await Promise.all(files.map((f) => startUnderValgrind(peer, f, flags, cacheSim)));
   try {
     await Promise.all([drive(a.port, warm), drive(b.port, warm + measured)]);
   } finally {
@@ -122,12 +140,12 @@ export function functionDiff(peerResult, bareResult, measured, top = 15) {
     .slice(0, top);
 }
 
-export async function instructionsBench({ warm, measured, semiSpace, cacheSim, only, functions, variants = [], log = () => {} }) {
+export async function instructionsBench({ warm, measured, semiSpace, cacheSim, multiThreaded, only, functions, variants = [], log = () => {} }) {
   const peers = [...PEERS, ...variants].filter((p, i) => i === 0 || !only || only.some((o) => p.name.startsWith(o)));
   const dir = mkdtempSync(join(os.tmpdir(), 'promotel-instructions-'));
   const results = [];
-  for (const peer of peers) {
-    const r = await measure(peer, { warm, measured, semiSpace, cacheSim }, dir);
+  for (const [index, peer] of peers.entries()) {
+    const r = await measure(peer, { warm, measured, semiSpace, cacheSim, multiThreaded }, dir, index);
     log(`  instructions ${peer.name}: ${r.perRequest.toFixed(0)} per request`);
     results.push({ name: peer.name, ...r });
   }
@@ -140,7 +158,7 @@ export async function instructionsBench({ warm, measured, semiSpace, cacheSim, o
   return results;
 }
 
-export function instructionsTable(results, { warm, measured, semiSpace, cacheSim }) {
+export function instructionsTable(results, { warm, measured, semiSpace, cacheSim, multiThreaded }) {
   let md = cacheSim
     ? `| peer | instructions per request (user space) | × bare | L1i misses per request | × bare | L1d misses per request | × bare |\n|---|---|---|---|---|---|---|\n`
     : `| peer | instructions per request (user space) | × bare |\n|---|---|---|\n`;
@@ -148,7 +166,7 @@ export function instructionsTable(results, { warm, measured, semiSpace, cacheSim
     md += `| ${r.name} | ${Math.round(r.perRequest)} | ${r.ratio.toFixed(3)} |`;
     md += cacheSim ? ` ${Math.round(r.i1Misses)} | ${r.i1Ratio.toFixed(3)} | ${Math.round(r.d1Misses)} | ${r.d1Ratio.toFixed(3)} |\n` : '\n';
   }
-  md += `\nvalgrind ${valgrindArgs(cacheSim).join(' ')}; per peer, (instructions of a server after ${warm + measured} requests − one after ${warm}, both stopped at the same moment) ÷ ${measured}; ${CONCURRENCY} keep-alive connections${semiSpace ? `; node --min-semi-space-size=${semiSpace} --max-semi-space-size=${semiSpace} for every peer` : ''}.\n`;
+  md += `\nvalgrind ${valgrindArgs(cacheSim).join(' ')}; per peer, (instructions of a server after ${warm + measured} requests − one after ${warm}, both stopped at the same moment) ÷ ${measured}; ${CONCURRENCY} keep-alive connections; node ${nodeFlags({ semiSpace, multiThreaded }).join(' ')} for every peer.\n`;
   for (const r of results.filter((x) => x.functions)) {
     md += `\n${r.name}, per request vs bare (instructions, function):\n\n${r.functions.map((f) => `    ${f.extra >= 0 ? '+' : ''}${f.extra.toFixed(0).padStart(6)}  ${f.fn.slice(0, 110)}`).join('\n')}\n`;
   }
@@ -156,7 +174,7 @@ export function instructionsTable(results, { warm, measured, semiSpace, cacheSim
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const params = { warm: Number(option('warm', '3000')), measured: Number(option('measured', '20000')), semiSpace: Number(option('semi-space', '0')), cacheSim: process.argv.includes('--cache-sim') };
+  const params = { warm: Number(option('warm', '3000')), measured: Number(option('measured', '20000')), semiSpace: Number(option('semi-space', '0')), cacheSim: process.argv.includes('--cache-sim'), multiThreaded: process.argv.includes('--multi-threaded') };
   const results = await instructionsBench({
     ...params,
     only: option('only', undefined)?.split(','),
