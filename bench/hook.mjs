@@ -36,7 +36,7 @@ const server = {};
 function run() {
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < N; i++) {
-    const request = { method: 'GET', httpVersion: '1.1', socket };
+    const request = { method: 'GET', httpVersion: '1.1', httpVersionMajor: 1, httpVersionMinor: 1, socket };
     const response = new FakeResponse(request);
     response.statusCode = i % 10 === 0 ? 404 : 200;
     start.publish({ request, response, socket, server });

@@ -11,8 +11,14 @@ import type { ScrapeResult } from './exposition/reader';
 export const TEXT_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 export const OPENMETRICS_CONTENT_TYPE = 'application/openmetrics-text; version=1.0.0; charset=utf-8';
 
-/** Servers of the agent itself, which HTTP server metrics must not count. */
-export const ownServers = new WeakSet<object>();
+// Marks the agent's own servers, which HTTP server metrics must not count. A property rather than
+// a WeakSet: the hook asks about every request's server, and a missing property is the cheaper answer.
+const OWN_SERVER = Symbol('promotel.ownServer');
+
+/** Whether `server` is one of the agent's own (the metrics endpoint), which HTTP server metrics must not count. */
+export function isOwnServer(server: object | undefined): boolean {
+  return (server as { [OWN_SERVER]?: true } | undefined)?.[OWN_SERVER] === true;
+}
 
 export interface MetricsServer {
   server: Server;
@@ -62,7 +68,7 @@ export function serveMetrics(options: ServeOptions): MetricsServer {
       fail(res, err);
     }
   });
-  ownServers.add(server);
+  (server as { [OWN_SERVER]?: true })[OWN_SERVER] = true;
   server.keepAliveTimeout = 65_000; // longer than a typical scrape interval, so scrapers reuse connections
   server.on('connection', (socket) => socket.unref());
   server.on('clientError', (_err, socket) => socket.destroy());
@@ -135,7 +141,7 @@ export function serveMetrics(options: ServeOptions): MetricsServer {
   const giveWay = (message: unknown): void => {
     try {
       const { server: other, options: wanted } = message as { server?: object; options?: { port?: unknown; host?: unknown; ipv6Only?: unknown } };
-      if (closed || other === undefined || ownServers.has(other) || wanted === undefined) return;
+      if (closed || other === undefined || isOwnServer(other) || wanted === undefined) return;
       const port = wanted.port;
       if ((typeof port !== 'number' && typeof port !== 'string') || port === '' || Number(port) !== options.port) return;
       if (!overlaps(options.host, wanted.host, wanted.ipv6Only === true)) return;

@@ -79,6 +79,28 @@ test('pipelined requests that complete, then keep-alive on the same connection: 
   }
 });
 
+test('HTTP/1.0 and HTTP/1.1 requests each keep their network.protocol.version', async () => {
+  const { app, appPort, scrape } = await startServer('pipeline-server.js');
+  try {
+    // /nope answers 200 too (the path is not a label); the POST has a body, as a 1.0 client sends it.
+    const requests = ['GET /ok HTTP/1.0', 'GET /ok HTTP/1.1', 'GET /nope HTTP/1.0', 'POST /ok HTTP/1.0'];
+    for (const line of requests) {
+      const body = line.startsWith('POST') ? 'Content-Length: 3\r\n\r\nabc' : '\r\n';
+      const client = await rawClient(appPort, `${line}\r\nHost: x\r\nConnection: close\r\n${body}`);
+      await eventually(async () => client.received().endsWith('ok'));
+      client.socket.destroy();
+    }
+    const series = await eventually(async () => {
+      const s = samplesOf(await scrape(), 'http_server_request_duration_seconds_count').map((x) => `${x.labels.http_request_method} ${x.labels.network_protocol_version} ${x.value}`);
+      return s.length === 3 ? s.sort() : undefined;
+    });
+    assert.deepEqual(series, ['GET 1.0 2', 'GET 1.1 1', 'POST 1.0 1']);
+    assert.equal(app.stderr(), '');
+  } finally {
+    app.kill();
+  }
+});
+
 for (const [hook, durations] of [
   ['diagnostics_channel', ['POST 200 - 1']],
   // Documented in README (HTTP details): the stock hook patches only the 'request' event.

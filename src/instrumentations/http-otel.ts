@@ -11,14 +11,14 @@
 import { syncBuiltinESMExports } from 'node:module';
 import { SpanKind, SpanStatusCode, context, type Attributes, type HrTime, type MeterProvider, type Span } from '@opentelemetry/api';
 import type { Instrumentation } from '@opentelemetry/instrumentation';
-import { ownServers } from '../server';
+import { isOwnServer } from '../server';
 import { clientErrorType } from './http-semconv';
 
 export function enableOtelHttp(meterProvider: MeterProvider, options: { server: boolean }): () => void {
   const { HttpInstrumentation } = require('@opentelemetry/instrumentation-http') as typeof import('@opentelemetry/instrumentation-http');
   const http = new HttpInstrumentation({
       disableIncomingRequestInstrumentation: !options.server,
-      ignoreIncomingRequestHook: (req) => ownServers.has((req.socket as unknown as { server?: object }).server ?? {}),
+      ignoreIncomingRequestHook: (req) => isOwnServer((req.socket as unknown as { server?: object }).server),
       // Telemetry about telemetry: the OTLP exporters' own pushes are not the app's traffic.
       ignoreOutgoingRequestHook: (options) => /OTel-OTLP-Exporter-JavaScript/.test(String((options.headers as Record<string, unknown> | undefined)?.['User-Agent'] ?? '')),
   });

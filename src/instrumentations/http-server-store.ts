@@ -44,8 +44,11 @@ function now(): HrTime {
 }
 
 export class HttpServerStore implements MetricProducer {
-  // By scheme, then method: the parser's method strings are interned, so no key is built per request.
-  private readonly active = { http: new Map<string, ActiveCell>(), https: new Map<string, ActiveCell>() };
+  // By scheme, then method (normalized). The parser interns the method strings it hands out and a
+  // known method is its own normalized form, so the hook looks the raw method up first: one Map
+  // lookup per request, no key to build, and no entry for a made-up method.
+  readonly activeHttp = new Map<string, ActiveCell>();
+  readonly activeHttps = new Map<string, ActiveCell>();
   private activeCount = 0;
   private readonly durations: HistogramCell[] = [];
   private durationOverflow: HistogramCell | undefined;
@@ -59,7 +62,7 @@ export class HttpServerStore implements MetricProducer {
   ) {}
 
   activeCell(method: string, scheme: 'http' | 'https'): ActiveCell {
-    const byMethod = this.active[scheme];
+    const byMethod = scheme === 'https' ? this.activeHttps : this.activeHttp;
     let cell = byMethod.get(method);
     if (cell !== undefined) return cell;
     if (this.activeCount >= this.limit - 1) {
@@ -97,7 +100,7 @@ export class HttpServerStore implements MetricProducer {
         } as MetricData);
       }
     }
-    const active = [...this.active.http.values(), ...this.active.https.values()];
+    const active = [...this.activeHttp.values(), ...this.activeHttps.values()];
     if (this.activeOverflow) active.push(this.activeOverflow);
     if (active.length > 0) {
       metrics.push({

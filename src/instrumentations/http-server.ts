@@ -12,17 +12,18 @@
 // aggregation lives in HttpServerStore (see there for why not sdk-metrics).
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-// The global `performance` is a lazy getter on globalThis: a cost on every read.
-import { performance } from 'node:perf_hooks';
 import { context, trace, type Attributes } from '@opentelemetry/api';
 import type { MetricProducer } from '@opentelemetry/sdk-metrics';
 import { describeError, warnOnce } from '../log';
 import type { Exemplar } from '../exposition/serialize';
 import { exemplarFilter } from './exemplar-filter';
-import { ownServers } from '../server';
+import { isOwnServer } from '../server';
 import { expressRoute } from './express-route';
 import { configureKnownMethods, normalizeMethod } from './http-semconv';
 import { HttpServerStore, recordDuration, type ActiveCell } from './http-server-store';
+
+// Not performance.now(), which checks its receiver's brand with a hasOwnProperty call on each read.
+const hrtime = process.hrtime;
 
 const START = 'http.server.request.start';
 // Per-request state rides on the response itself: cheaper than a WeakMap entry.
@@ -37,7 +38,7 @@ interface StartMessage {
   server: object;
 }
 
-type Tracked = ServerResponse & { [STARTED]?: number; [CELL]?: ActiveCell };
+type Tracked = ServerResponse & { [STARTED]?: [number, number]; [CELL]?: ActiveCell };
 // `_httpMessage`: the response node:http is writing on the connection (an internal since Node 0.x).
 type Connection = NonNullable<IncomingMessage['socket']> & { [QUEUED]?: Tracked[]; _httpMessage?: unknown; encrypted?: boolean };
 
@@ -63,13 +64,16 @@ export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void
       this[CELL] = undefined;
       cell.value--;
       if (!withDuration) return;
-      const seconds = (performance.now() - this[STARTED]!) / 1000;
+      const [s, ns] = hrtime(this[STARTED]);
+      const seconds = s + ns / 1e9;
       const aborted = !this.writableFinished;
       const status = this.headersSent ? this.statusCode : 0;
-      const route = expressRoute(this.req);
-      const version = this.req?.httpVersion ?? '';
+      const req = this.req;
+      const route = expressRoute(req);
       const errorType = aborted ? 'aborted' : status >= 500 ? String(status) : '';
-      const plain = route === undefined && errorType === '' && version === '1.1';
+      // HTTP/1.1 told by the parser's numbers: httpVersion is a string built anew for every request.
+      const plain = route === undefined && errorType === '' && req?.httpVersionMajor === 1 && req.httpVersionMinor === 1;
+      const version = plain ? '1.1' : req?.httpVersion ?? '';
       const key = plain ? '' : `${status} ${version} ${errorType} ${route ?? ''}`;
       let target = plain ? cell.plain[status] : cell.outcomes.get(key);
       if (target === undefined) {
@@ -95,13 +99,13 @@ export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void
   function onStart(message: unknown): void {
     try {
       const { request, response, server } = message as StartMessage;
-      if (ownServers.has(server)) return;
+      if (isOwnServer(server)) return;
       const socket = request.socket as Connection;
-      const scheme = socket?.encrypted ? 'https' : 'http';
-      const cell = store.activeCell(normalizeMethod(request.method), scheme);
+      const https = socket?.encrypted === true;
+      const cell = (https ? store.activeHttps : store.activeHttp).get(request.method!) ?? store.activeCell(normalizeMethod(request.method), https ? 'https' : 'http');
       cell.value++;
       const tracked = response as Tracked;
-      tracked[STARTED] = performance.now();
+      tracked[STARTED] = hrtime();
       tracked[CELL] = cell;
       // 'close' comes after 'finish', and also when the client goes away first, so active_requests never leaks.
       response.on('close', onClose);
