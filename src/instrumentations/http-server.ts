@@ -23,6 +23,8 @@ import { configureKnownMethods, normalizeMethod } from './http-semconv';
 import { HttpServerStore, recordDuration, type ActiveCell } from './http-server-store';
 
 // Not performance.now(), which checks its receiver's brand with a hasOwnProperty call on each read.
+// The pair it returns is read at once and kept as one double (seconds since boot, in steps of a few
+// ns even after a year up), so that the optimizer drops the array; kept on the response, it would not.
 const hrtime = process.hrtime;
 
 const START = 'http.server.request.start';
@@ -38,7 +40,7 @@ interface StartMessage {
   server: object;
 }
 
-type Tracked = ServerResponse & { [STARTED]?: [number, number]; [CELL]?: ActiveCell };
+type Tracked = ServerResponse & { [STARTED]?: number; [CELL]?: ActiveCell };
 // `_httpMessage`: the response node:http is writing on the connection (an internal since Node 0.x).
 type Connection = NonNullable<IncomingMessage['socket']> & { [QUEUED]?: Tracked[]; _httpMessage?: unknown; encrypted?: boolean };
 
@@ -64,8 +66,8 @@ export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void
       this[CELL] = undefined;
       cell.value--;
       if (!withDuration) return;
-      const [s, ns] = hrtime(this[STARTED]);
-      const seconds = s + ns / 1e9;
+      const end = hrtime();
+      const seconds = end[0] + end[1] / 1e9 - this[STARTED]!;
       const aborted = !this.writableFinished;
       const status = this.headersSent ? this.statusCode : 0;
       const req = this.req;
@@ -105,7 +107,8 @@ export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void
       const cell = (https ? store.activeHttps : store.activeHttp).get(request.method!) ?? store.activeCell(normalizeMethod(request.method), https ? 'https' : 'http');
       cell.value++;
       const tracked = response as Tracked;
-      tracked[STARTED] = hrtime();
+      const start = hrtime();
+      tracked[STARTED] = start[0] + start[1] / 1e9;
       tracked[CELL] = cell;
       // 'close' comes after 'finish', and also when the client goes away first, so active_requests never leaks.
       response.on('close', onClose);
