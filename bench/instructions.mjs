@@ -88,8 +88,8 @@ const counter = (stderr, label) => Number(new RegExp(`${label}:\\s+([\\d,]+)`).e
  * The node flags of every server. Without the first two, the A and B servers of a peer differ by
  * chance: V8 draws its hash seed at random and searches a prime from it at start-up, and its
  * background threads compile and mark whenever the OS runs them, so a compile job or a major GC lands
- * in B's window or not (±3% per request between two runs of the same build). With them, two runs
- * of one build agree within 0.1%, and a GC the peer causes is counted where its allocations cause it.
+ * in B's window or not (a 7% spread over three runs of one build). With them, runs of one build
+ * agree within 0.3%, and a GC the peer causes is counted where its allocations cause it.
  */
 export function nodeFlags({ semiSpace, multiThreaded }) {
   return [
