@@ -8,7 +8,7 @@
 import type { Attributes, HrTime } from '@opentelemetry/api';
 import type { CollectionResult, MetricData, MetricProducer, ScopeMetrics } from '@opentelemetry/sdk-metrics';
 import { OVERFLOW_ATTRIBUTE, type Exemplar, type ExemplarPoint } from '../exposition/serialize';
-import { DURATION_BUCKETS } from './http-semconv';
+import { DURATION_BUCKETS, normalizeMethod } from './http-semconv';
 
 // sdk-metrics enums, inlined so that this module loads nothing at run time.
 const HISTOGRAM = 0;
@@ -44,11 +44,9 @@ function now(): HrTime {
 }
 
 export class HttpServerStore implements MetricProducer {
-  // By scheme, then method (normalized). The parser interns the method strings it hands out and a
-  // known method is its own normalized form, so the hook looks the raw method up first: one Map
-  // lookup per request, no key to build, and no entry for a made-up method.
-  readonly activeHttp = new Map<string, ActiveCell>();
-  readonly activeHttps = new Map<string, ActiveCell>();
+  // By scheme, then method (normalized).
+  private readonly activeHttp = new Map<string, ActiveCell>();
+  private readonly activeHttps = new Map<string, ActiveCell>();
   private activeCount = 0;
   private readonly durations: HistogramCell[] = [];
   private durationOverflow: HistogramCell | undefined;
@@ -61,15 +59,23 @@ export class HttpServerStore implements MetricProducer {
     private readonly withDuration: boolean,
   ) {}
 
-  activeCell(method: string, scheme: 'http' | 'https'): ActiveCell {
-    const byMethod = scheme === 'https' ? this.activeHttps : this.activeHttp;
+  /**
+   * The cell of a request's method as the parser gave it. The parser interns the method strings it
+   * hands out and a known method is its own normalized form, so the raw method is looked up first:
+   * one Map lookup per request, no key to build, and no entry for a made-up method (`_OTHER`'s).
+   */
+  activeCell(rawMethod: string | undefined, https: boolean): ActiveCell {
+    const byMethod = https ? this.activeHttps : this.activeHttp;
+    const known = byMethod.get(rawMethod!);
+    if (known !== undefined) return known;
+    const method = normalizeMethod(rawMethod);
     let cell = byMethod.get(method);
     if (cell !== undefined) return cell;
     if (this.activeCount >= this.limit - 1) {
       this.activeOverflow ??= { attributes: { [OVERFLOW_ATTRIBUTE]: true }, start: now(), value: 0, outcomes: new Map(), plain: [] };
       return this.activeOverflow;
     }
-    cell = { attributes: { 'http.request.method': method, 'url.scheme': scheme }, start: now(), value: 0, outcomes: new Map(), plain: [] };
+    cell = { attributes: { 'http.request.method': method, 'url.scheme': https ? 'https' : 'http' }, start: now(), value: 0, outcomes: new Map(), plain: [] };
     byMethod.set(method, cell);
     this.activeCount++;
     return cell;

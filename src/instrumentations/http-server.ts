@@ -19,7 +19,7 @@ import type { Exemplar } from '../exposition/serialize';
 import { exemplarFilter } from './exemplar-filter';
 import { isOwnServer } from '../server';
 import { expressRoute } from './express-route';
-import { configureKnownMethods, normalizeMethod } from './http-semconv';
+import { configureKnownMethods } from './http-semconv';
 import { HttpServerStore, recordDuration, type ActiveCell } from './http-server-store';
 
 // Not performance.now(), which checks its receiver's brand with a hasOwnProperty call on each read.
@@ -103,8 +103,7 @@ export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void
       const { request, response, server } = message as StartMessage;
       if (isOwnServer(server)) return;
       const socket = request.socket as Connection;
-      const https = socket?.encrypted === true;
-      const cell = (https ? store.activeHttps : store.activeHttp).get(request.method!) ?? store.activeCell(normalizeMethod(request.method), https ? 'https' : 'http');
+      const cell = store.activeCell(request.method, socket?.encrypted === true);
       cell.value++;
       const tracked = response as Tracked;
       const start = hrtime();
