@@ -226,10 +226,13 @@ function send(req: IncomingMessage, res: ServerResponse, result: ScrapeResult): 
   res.setHeader('Vary', 'Accept, Accept-Encoding');
   if (!acceptsGzip(req.headers['accept-encoding'])) {
     res.setHeader('Content-Length', result.body.length);
+    // 'close' comes after the socket is done with the bytes: written, or the connection gone.
+    res.once('close', result.release);
     res.end(result.body);
     return;
   }
   gzip(result.body, { level: 1 }, (err, zipped) => {
+    result.release();
     if (err) return fail(res, err);
     res.setHeader('Content-Encoding', 'gzip');
     res.setHeader('Content-Length', zipped.length);

@@ -37,3 +37,28 @@ test('an observable gauge shows only the label sets its callback observed in thi
   ];
   assert.deepEqual(samples, expected.flatMap((e) => [e, e]));
 });
+
+test('label sets observed in another order each scrape keep their own values (label blocks are found by position, then by object)', async () => {
+  const reader = new PullReader({ cardinalityLimit: 100 });
+  const provider = new MeterProvider({ readers: [reader] });
+  const meter = provider.getMeter('app');
+  // The same attributes objects every time, in a rotating order: the position of a point no longer names its series.
+  const queues = ['a', 'b', 'c', 'd'].map((name) => ({ name }));
+  let scrape = 0;
+  meter.createObservableGauge('queue.depth').addCallback((r) => {
+    for (let k = 0; k < queues.length; k++) {
+      const q = queues[(k + scrape) % queues.length]!;
+      if (scrape === 2 && q.name === 'b') continue; // one scrape without b: the points after it move up
+      r.observe(q.name.charCodeAt(0) * 10 + scrape, q);
+    }
+  });
+  for (scrape = 0; scrape < 5; scrape++) {
+    for (const openMetrics of [false, true]) {
+      const body = (await reader.scrape(openMetrics)).body.toString();
+      const seen = pythonParse(body, openMetrics).flatMap((f) => f.samples).filter((s) => s.name === 'queue_depth').map((s) => `${s.labels.name}=${s.value}`).sort();
+      const expected = queues.filter((q) => scrape !== 2 || q.name !== 'b').map((q) => `${q.name}=${q.name.charCodeAt(0) * 10 + scrape}`);
+      assert.deepEqual(seen, expected, `scrape ${scrape}`);
+    }
+  }
+  await provider.shutdown();
+});

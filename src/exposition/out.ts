@@ -14,8 +14,9 @@ export const LINE_SLACK = 96;
 export class Out {
   buf: Buffer;
   pos = 0;
-  constructor(size: number) {
-    this.buf = Buffer.allocUnsafe(size);
+  /** `memory`: a buffer to write over (an earlier scrape's, given back), or the size of a new one. */
+  constructor(memory: Buffer | number) {
+    this.buf = typeof memory === 'number' ? Buffer.allocUnsafe(memory) : memory;
   }
   room(n: number): void {
     if (this.pos + n > this.buf.length) this.grow(n);

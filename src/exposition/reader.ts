@@ -11,6 +11,19 @@ export interface ScrapeResult {
   /** The exposition, UTF-8 encoded (`.toString()` for text). */
   body: Buffer;
   openMetrics: boolean;
+  /**
+   * Says the body is sent and will not be read again, so that a later scrape
+   * may write over its memory. Optional: a body never given back is left to
+   * the GC, and the next scrape allocates anew.
+   */
+  release: () => void;
+}
+
+/** One serialization, shared by the scrapes that asked while it ran. */
+interface Shared {
+  body: Promise<Buffer>;
+  /** Scrapes that got the body and have not released it. */
+  users: number;
 }
 
 export class PullReader extends MetricReader {
@@ -23,7 +36,15 @@ export class PullReader extends MetricReader {
    * sidecar hides those of targets removed from its config this way.
    */
   hide: ((metric: string, attributes: Attributes) => boolean) | undefined;
-  private inFlight = new Map<boolean, Promise<ScrapeResult>>();
+  private inFlight = new Map<boolean, Shared>();
+  /**
+   * The memory of the last output of each format (text, OpenMetrics) once its
+   * scrapes released it. A scrape writes megabytes at 10k series; a fresh
+   * buffer each time came from pages glibc had given back to the kernel when
+   * the last one was freed, and faulting them in again took longer than the
+   * serializing (see bench/RESULTS.md).
+   */
+  private spare: Array<Buffer | undefined> = [undefined, undefined];
 
   private readonly producers: MetricProducer[];
 
@@ -50,12 +71,23 @@ export class PullReader extends MetricReader {
   }
 
   scrape(openMetrics: boolean): Promise<ScrapeResult> {
-    let pending = this.inFlight.get(openMetrics);
-    if (pending === undefined) {
-      pending = this.collectAndSerialize(openMetrics).finally(() => this.inFlight.delete(openMetrics));
-      this.inFlight.set(openMetrics, pending);
+    let shared = this.inFlight.get(openMetrics);
+    if (shared === undefined) {
+      // Deleted before any scrape sees the body, so `users` is final by the time one releases it.
+      shared = { body: this.collectAndSerialize(openMetrics).finally(() => this.inFlight.delete(openMetrics)), users: 0 };
+      this.inFlight.set(openMetrics, shared);
     }
-    return pending;
+    const mine = shared;
+    mine.users++;
+    return mine.body.then((body) => {
+      let released = false;
+      const release = (): void => {
+        if (released) return;
+        released = true;
+        if (--mine.users === 0) this.spare[openMetrics ? 1 : 0] = Buffer.from(body.buffer, body.byteOffset, body.buffer.byteLength - body.byteOffset);
+      };
+      return { body, openMetrics, release };
+    });
   }
 
   /** Every collection: scrapes, cluster pushes and OTLP exports. */
@@ -91,14 +123,11 @@ export class PullReader extends MetricReader {
     return this.merge ? this.merge(own) : own;
   }
 
-  private async collectAndSerialize(openMetrics: boolean): Promise<ScrapeResult> {
+  private async collectAndSerialize(openMetrics: boolean): Promise<Buffer> {
     const data = await this.collectForExport(10_000, { during: 'a scrape', outcome: 'served' });
-    const body = serializeToBuffer(data, {
-      openMetrics,
-      unitOverrides: this.unitOverrides,
-      onProblem: warnOnce,
-    });
-    return { body, openMetrics };
+    const into = this.spare[openMetrics ? 1 : 0];
+    this.spare[openMetrics ? 1 : 0] = undefined;
+    return serializeToBuffer(data, { openMetrics, unitOverrides: this.unitOverrides, onProblem: warnOnce, into });
   }
 
   protected override async onForceFlush(): Promise<void> {}

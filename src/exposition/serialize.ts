@@ -11,10 +11,12 @@
 import type { Attributes, HrTime } from '@opentelemetry/api';
 import type { DataPoint, Histogram, MetricData, ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { familyName, type FamilyKind } from './names';
+import { forgetBeyond, labelEntry, RESERVED_HISTOGRAM, RESERVED_PLAIN, RESERVED_SUMMARY, scopeLabels, seenPoints, type ScopeLabels } from './labels';
 import { LINE_SLACK, NL, Out } from './out';
-import { escapeHelp, escapeLabelValue, fastLabelBlock, foldedLabelBlock, formatNumber, labelBlock } from './text';
+import { escapeHelp, fastLabelBlock, foldedLabelBlock, formatNumber, labelBlock } from './text';
 
 export { escapeLabelValue, formatNumber, labelBlock } from './text';
+export { OVERFLOW_ATTRIBUTE } from './labels';
 
 // Numeric values of sdk-metrics' DataPointType, inlined so that serializing loads nothing.
 const HISTOGRAM = 0;
@@ -38,14 +40,18 @@ export interface SummaryValue {
   count?: number;
 }
 
-export const OVERFLOW_ATTRIBUTE = 'otel.metric.overflow';
-
 export interface SerializeOptions {
   openMetrics: boolean;
   /** `${scopeName}\0${instrumentName}` -> UCUM unit, for instruments that ship without one. */
   unitOverrides?: ReadonlyMap<string, string>;
   /** Told of things the output had to leave out or fold, so the caller can warn once. */
   onProblem?: (key: string, message: string) => void;
+  /**
+   * Memory to write the output into: an earlier output nobody reads any more.
+   * Used when it is at least as large as the last output, or else a new
+   * buffer is allocated. The result is a view of whichever was written.
+   */
+  into?: Buffer;
 }
 
 /** A measurement of a sampled span, shown after a histogram bucket in OpenMetrics. */
@@ -71,37 +77,6 @@ interface Family {
   owner: string;
 }
 
-/** `otel_scope_name="..",otel_scope_version=".."`, interned so that label entries can tell their scope by identity. */
-interface ScopeLabels {
-  text: string;
-}
-
-/**
- * Labels no attribute may take, by kind: the scope's on every series, and
- * `le` on histogram buckets, `quantile` on summary quantiles (a repeated
- * label fails the whole scrape in Prometheus). A gauge the sidecar re-exposes
- * from a gauge histogram keeps its `le`.
- */
-const SCOPE_LABELS = ['otel_scope_name', 'otel_scope_version', 'otel_scope_schema_url'];
-const RESERVED_PLAIN: ReadonlySet<string> = new Set(SCOPE_LABELS);
-const RESERVED_HISTOGRAM: ReadonlySet<string> = new Set([...SCOPE_LABELS, 'le']);
-const RESERVED_SUMMARY: ReadonlySet<string> = new Set([...SCOPE_LABELS, 'quantile']);
-const ANY_RESERVED = [...SCOPE_LABELS, 'le', 'quantile'];
-const scopeLabelsCache = new Map<string, ScopeLabels>();
-
-/** The encoded label block of one attribute set in one scope: `k="v",...,otel_scope_name="..."`. */
-interface LabelEntry {
-  scope: ScopeLabels;
-  /**
-   * The reserved set it was encoded for, when its attributes hold any reserved
-   * label (then a histogram and a counter sharing the object need their own
-   * encodings); undefined when they hold none, as nearly always: valid for every kind.
-   */
-  reserved: ReadonlySet<string> | undefined;
-  bytes: Uint8Array;
-  overflow: boolean;
-}
-const labelEntries = new WeakMap<Attributes, LabelEntry>();
 // `,le="..."} ` per boundary, per format: OpenMetrics writes canonical numbers (`1.0`).
 const leBytes = [new WeakMap<number[], Uint8Array[]>(), new WeakMap<number[], Uint8Array[]>()];
 // Each family's sample names, by base name: `_total{`, `_bucket{`, ...
@@ -124,16 +99,7 @@ export function serializeToBuffer(data: ResourceMetrics, options: SerializeOptio
   const claimed = new Map<string, Family>();
 
   for (const { scope, metrics } of data.scopeMetrics) {
-    let scopeText = `otel_scope_name="${escapeLabelValue(scope.name)}"`;
-    if (scope.version) scopeText += `,otel_scope_version="${escapeLabelValue(scope.version)}"`;
-    // As the Go SDK and the Collector write it: meters that differ only by schema URL are two scopes, and their series must differ.
-    if (scope.schemaUrl) scopeText += `,otel_scope_schema_url="${escapeLabelValue(scope.schemaUrl)}"`;
-    let scopeLabels = scopeLabelsCache.get(scopeText);
-    if (scopeLabels === undefined) {
-      if (scopeLabelsCache.size >= 10_000) scopeLabelsCache.clear();
-      scopeLabels = { text: scopeText };
-      scopeLabelsCache.set(scopeText, scopeLabels);
-    }
+    const labels = scopeLabels(scope);
     for (const metric of metrics) {
       if (metric.dataPoints.length === 0) continue;
       const kind = kindOf(metric);
@@ -166,11 +132,12 @@ export function serializeToBuffer(data: ResourceMetrics, options: SerializeOptio
         options.onProblem?.(`conflict:${name}:${scope.name}`, `metric ${metric.descriptor.name} of scope ${scope.name} maps to ${name}, already a ${family.kind} of scope ${family.owner}; it is left out: give one of the instruments another name`);
         continue;
       }
-      family.parts.push({ metric, scope: scopeLabels });
+      family.parts.push({ metric, scope: labels });
     }
   }
 
-  const out = new Out(lastSize[om ? 1 : 0]! + 4096);
+  const want = lastSize[om ? 1 : 0]! + 4096;
+  const out = new Out(options.into !== undefined && options.into.length >= want ? options.into : want);
   out.text(targetInfo(data.resource.attributes, om));
   for (const family of families.values()) {
     out.text(family.help);
@@ -225,32 +192,6 @@ function sampleName(base: string, suffix: string): Uint8Array {
   return bytes;
 }
 
-/**
- * The label block of a point, scope labels included, as bytes; encoded on
- * first sight of the attributes object. An attribute that maps onto a
- * reserved label (`otel_scope_name`, `le`, ...) is renamed `key_...`.
- */
-function labelEntry(attrs: Attributes, scope: ScopeLabels, reserved: ReadonlySet<string>, metric: MetricData, options: SerializeOptions): LabelEntry {
-  let entry = labelEntries.get(attrs);
-  if (entry !== undefined && entry.scope === scope && (entry.reserved === undefined || entry.reserved === reserved)) return entry;
-  // New, or the same attributes object used by instruments of another scope or kind: encoded again.
-  let own = fastLabelBlock(attrs) ?? foldedLabelBlock(attrs);
-  const touched = ANY_RESERVED.some((label) => hasLabel(own, label));
-  const clashing = touched ? [...reserved].filter((label) => hasLabel(own, label)) : [];
-  if (clashing.length > 0) {
-    own = fastLabelBlock(attrs, reserved) ?? foldedLabelBlock(attrs, reserved);
-    options.onProblem?.(`reserved:${metric.descriptor.name}:${clashing.join(',')}`, `metric ${metric.descriptor.name} has attributes that map to ${clashing.join(', ')}, labels the exposition sets itself on such series; they are exposed as ${clashing.map((l) => `key_${l}`).join(', ')}: rename the attributes`);
-  }
-  entry = { scope, reserved: touched ? reserved : undefined, bytes: Buffer.from(own === '' ? scope.text : `${own},${scope.text}`, 'utf8'), overflow: attrs[OVERFLOW_ATTRIBUTE] === true };
-  labelEntries.set(attrs, entry);
-  return entry;
-}
-
-/** Whether a label block sets `label`: values escape `"`, so `label="` can only start a label. */
-function hasLabel(block: string, label: string): boolean {
-  return block.startsWith(`${label}="`) || block.includes(`,${label}="`);
-}
-
 function samples(out: Out, metric: MetricData, kind: FamilyKind, base: string, scope: ScopeLabels, om: boolean, options: SerializeOptions): void {
   const points = metric.dataPoints as DataPoint<number | Histogram>[];
   if (kind === 'histogram') {
@@ -266,13 +207,14 @@ function samples(out: Out, metric: MetricData, kind: FamilyKind, base: string, s
   const nameLength = Math.max(name.length, created?.length ?? 0);
   // OpenMetrics: a Total is a non-NaN, non-negative number; either fails the scraper's whole parse.
   const totals = om && kind === 'counter';
+  const seen = seenPoints(scope, metric);
   for (let i = 0; i < points.length; i++) {
     const point = points[i]!;
     if (totals && !((point.value as number) >= 0)) {
       options.onProblem?.(`total:${metric.descriptor.name}`, `counter ${metric.descriptor.name} holds ${String(point.value)}, which OpenMetrics does not allow in a total; that series is left out of OpenMetrics scrapes: check the values given to it`);
       continue;
     }
-    const labels = labelEntry(point.attributes, scope, RESERVED_PLAIN, metric, options);
+    const labels = labelEntry(point.attributes, scope, RESERVED_PLAIN, seen, i, metric, options.onProblem);
     if (labels.overflow) overflowProblem(metric, options);
     out.room(2 * (nameLength + labels.bytes.length + LINE_SLACK));
     out.sample(name, labels.bytes, point.value as number);
@@ -280,6 +222,7 @@ function samples(out: Out, metric: MetricData, kind: FamilyKind, base: string, s
       out.created(created, labels.bytes, seconds(point.startTime));
     }
   }
+  forgetBeyond(seen, points.length);
 }
 
 function histograms(out: Out, metric: MetricData, points: DataPoint<Histogram>[], base: string, scope: ScopeLabels, om: boolean, options: SerializeOptions): void {
@@ -287,9 +230,10 @@ function histograms(out: Out, metric: MetricData, points: DataPoint<Histogram>[]
   const count = sampleName(base, '_count');
   const sum = sampleName(base, '_sum');
   const created = om ? sampleName(base, '_created') : undefined;
+  const seen = seenPoints(scope, metric);
   for (let i = 0; i < points.length; i++) {
     const point = points[i]!;
-    const labels = labelEntry(point.attributes, scope, RESERVED_HISTOGRAM, metric, options);
+    const labels = labelEntry(point.attributes, scope, RESERVED_HISTOGRAM, seen, i, metric, options.onProblem);
     if (labels.overflow) overflowProblem(metric, options);
     const value = point.value;
     const { boundaries, counts } = value.buckets;

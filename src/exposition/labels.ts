@@ -1,0 +1,123 @@
+// The label block of each series as bytes, encoded once and found again on
+// every later scrape. sdk-metrics keeps the attributes object of a series for
+// its life (a cumulative series keeps the object it was first recorded with)
+// and collects the series of a metric in the same order each time. So the
+// block of a point is first looked for where it was in the last scrape of
+// that metric, by identity, and only then in a WeakMap keyed by the object:
+// the WeakMap's hash lookup was a fifth of a warm scrape.
+import type { Attributes } from '@opentelemetry/api';
+import type { MetricData } from '@opentelemetry/sdk-metrics';
+import { escapeLabelValue, fastLabelBlock, foldedLabelBlock } from './text';
+
+export const OVERFLOW_ATTRIBUTE = 'otel.metric.overflow';
+
+/**
+ * `otel_scope_name="..",otel_scope_version=".."`, interned so that label
+ * entries can tell their scope by identity. It also holds the last scrape's
+ * points of each metric of the scope.
+ */
+export interface ScopeLabels {
+  text: string;
+  /** By instrument name: the attributes objects of the last scrape, in order, and their entries. */
+  seen: Map<string, Seen>;
+}
+
+interface Seen {
+  attrs: Attributes[];
+  entries: LabelEntry[];
+}
+
+/**
+ * Labels no attribute may take, by kind: the scope's on every series, and
+ * `le` on histogram buckets, `quantile` on summary quantiles (a repeated
+ * label fails the whole scrape in Prometheus). A gauge the sidecar re-exposes
+ * from a gauge histogram keeps its `le`.
+ */
+const SCOPE_LABELS = ['otel_scope_name', 'otel_scope_version', 'otel_scope_schema_url'];
+export const RESERVED_PLAIN: ReadonlySet<string> = new Set(SCOPE_LABELS);
+export const RESERVED_HISTOGRAM: ReadonlySet<string> = new Set([...SCOPE_LABELS, 'le']);
+export const RESERVED_SUMMARY: ReadonlySet<string> = new Set([...SCOPE_LABELS, 'quantile']);
+const ANY_RESERVED = [...SCOPE_LABELS, 'le', 'quantile'];
+
+/** The encoded label block of one attribute set in one scope: `k="v",...,otel_scope_name="..."`. */
+export interface LabelEntry {
+  scope: ScopeLabels;
+  /**
+   * The reserved set it was encoded for, when its attributes hold any reserved
+   * label (then a histogram and a counter sharing the object need their own
+   * encodings); undefined when they hold none, as nearly always: valid for every kind.
+   */
+  reserved: ReadonlySet<string> | undefined;
+  bytes: Uint8Array;
+  overflow: boolean;
+}
+
+const scopes = new Map<string, ScopeLabels>();
+const entries = new WeakMap<Attributes, LabelEntry>();
+
+export function scopeLabels(scope: { name: string; version?: string; schemaUrl?: string }): ScopeLabels {
+  let text = `otel_scope_name="${escapeLabelValue(scope.name)}"`;
+  if (scope.version) text += `,otel_scope_version="${escapeLabelValue(scope.version)}"`;
+  // As the Go SDK and the Collector write it: meters that differ only by schema URL are two scopes, and their series must differ.
+  if (scope.schemaUrl) text += `,otel_scope_schema_url="${escapeLabelValue(scope.schemaUrl)}"`;
+  let labels = scopes.get(text);
+  if (labels === undefined) {
+    if (scopes.size >= 10_000) scopes.clear();
+    labels = { text, seen: new Map() };
+    scopes.set(text, labels);
+  }
+  return labels;
+}
+
+/** The last scrape's points of a metric, to be passed to labelEntry() with each point's index, then to forgetBeyond(). */
+export function seenPoints(scope: ScopeLabels, metric: MetricData): Seen {
+  let seen = scope.seen.get(metric.descriptor.name);
+  if (seen === undefined) {
+    seen = { attrs: [], entries: [] };
+    scope.seen.set(metric.descriptor.name, seen);
+  }
+  return seen;
+}
+
+/** Drops what the last scrape had past `count` points, so that gone series are not kept alive. */
+export function forgetBeyond(seen: Seen, count: number): void {
+  if (seen.attrs.length > count) {
+    seen.attrs.length = count;
+    seen.entries.length = count;
+  }
+}
+
+/**
+ * The label block of the point at `index`, scope labels included, as bytes;
+ * encoded on first sight of the attributes object. An attribute that maps
+ * onto a reserved label (`otel_scope_name`, `le`, ...) is renamed `key_...`.
+ */
+export function labelEntry(attrs: Attributes, scope: ScopeLabels, reserved: ReadonlySet<string>, seen: Seen, index: number, metric: MetricData, onProblem: ((key: string, message: string) => void) | undefined): LabelEntry {
+  let entry = seen.attrs[index] === attrs ? seen.entries[index] : undefined;
+  if (entry !== undefined && entry.scope === scope && (entry.reserved === undefined || entry.reserved === reserved)) return entry;
+  entry = entries.get(attrs);
+  if (entry === undefined || entry.scope !== scope || (entry.reserved !== undefined && entry.reserved !== reserved)) {
+    // New, or the same attributes object used by instruments of another scope or kind: encoded again.
+    entry = encode(attrs, scope, reserved, metric, onProblem);
+    entries.set(attrs, entry);
+  }
+  seen.attrs[index] = attrs;
+  seen.entries[index] = entry;
+  return entry;
+}
+
+function encode(attrs: Attributes, scope: ScopeLabels, reserved: ReadonlySet<string>, metric: MetricData, onProblem: ((key: string, message: string) => void) | undefined): LabelEntry {
+  let own = fastLabelBlock(attrs) ?? foldedLabelBlock(attrs);
+  const touched = ANY_RESERVED.some((label) => hasLabel(own, label));
+  const clashing = touched ? [...reserved].filter((label) => hasLabel(own, label)) : [];
+  if (clashing.length > 0) {
+    own = fastLabelBlock(attrs, reserved) ?? foldedLabelBlock(attrs, reserved);
+    onProblem?.(`reserved:${metric.descriptor.name}:${clashing.join(',')}`, `metric ${metric.descriptor.name} has attributes that map to ${clashing.join(', ')}, labels the exposition sets itself on such series; they are exposed as ${clashing.map((l) => `key_${l}`).join(', ')}: rename the attributes`);
+  }
+  return { scope, reserved: touched ? reserved : undefined, bytes: Buffer.from(own === '' ? scope.text : `${own},${scope.text}`, 'utf8'), overflow: attrs[OVERFLOW_ATTRIBUTE] === true };
+}
+
+/** Whether a label block sets `label`: values escape `"`, so `label="` can only start a label. */
+function hasLabel(block: string, label: string): boolean {
+  return block.startsWith(`${label}="`) || block.includes(`,${label}="`);
+}
