@@ -44,6 +44,9 @@ const toBytes = (x) => (typeof x === 'string' ? Buffer.from(x, 'utf8') : x);
 const lines = (s) => { let c = 0; for (let i = s.indexOf(10); i !== -1; i = s.indexOf(10, i + 1)) c++; return c; };
 
 async function timeIt(fn, minMs, maxRuns) {
+  // Every row starts from a collected heap, so that no row pays for the garbage of the one before it
+  // (the stock serializer's leave a heap that slowed the next row's scavenges).
+  globalThis.gc?.();
   const times = [];
   let out;
   const end = performance.now() + minMs;
