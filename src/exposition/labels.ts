@@ -94,9 +94,9 @@ export function forgetBeyond(seen: Seen, count: number): void {
  */
 export function labelEntry(attrs: Attributes, scope: ScopeLabels, reserved: ReadonlySet<string>, seen: Seen, index: number, metric: MetricData, onProblem: ((key: string, message: string) => void) | undefined): LabelEntry {
   let entry = seen.attrs[index] === attrs ? seen.entries[index] : undefined;
-  if (entry !== undefined && entry.scope === scope && (entry.reserved === undefined || entry.reserved === reserved)) return entry;
+  if (fits(entry, scope, reserved)) return entry;
   entry = entries.get(attrs);
-  if (entry === undefined || entry.scope !== scope || (entry.reserved !== undefined && entry.reserved !== reserved)) {
+  if (!fits(entry, scope, reserved)) {
     // New, or the same attributes object used by instruments of another scope or kind: encoded again.
     entry = encode(attrs, scope, reserved, metric, onProblem);
     entries.set(attrs, entry);
@@ -104,6 +104,11 @@ export function labelEntry(attrs: Attributes, scope: ScopeLabels, reserved: Read
   seen.attrs[index] = attrs;
   seen.entries[index] = entry;
   return entry;
+}
+
+/** Whether an entry was encoded for this scope, and for this kind's reserved labels if its attributes touch any. */
+function fits(entry: LabelEntry | undefined, scope: ScopeLabels, reserved: ReadonlySet<string>): entry is LabelEntry {
+  return entry !== undefined && entry.scope === scope && (entry.reserved === undefined || entry.reserved === reserved);
 }
 
 function encode(attrs: Attributes, scope: ScopeLabels, reserved: ReadonlySet<string>, metric: MetricData, onProblem: ((key: string, message: string) => void) | undefined): LabelEntry {
