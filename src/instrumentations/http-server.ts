@@ -23,9 +23,13 @@ import { configureKnownMethods } from './http-semconv';
 import { HttpServerStore, recordDuration, type ActiveCell } from './http-server-store';
 
 // Not performance.now(), which checks its receiver's brand with a hasOwnProperty call on each read.
-// The pair it returns is read at once and kept as one double (seconds since boot, in steps of a few
-// ns even after a year up), so that the optimizer drops the array; kept on the response, it would not.
+// The pair process.hrtime() returns is read at once into one double (seconds since boot, in steps of
+// a few ns even after a year up), so that the optimizer drops the array; kept on the response, it would not.
 const hrtime = process.hrtime;
+function clockSeconds(): number {
+  const t = hrtime();
+  return t[0] + t[1] / 1e9;
+}
 
 const START = 'http.server.request.start';
 // Per-request state rides on the response itself: cheaper than a WeakMap entry.
@@ -66,8 +70,7 @@ export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void
       this[CELL] = undefined;
       cell.value--;
       if (!withDuration) return;
-      const end = hrtime();
-      const seconds = end[0] + end[1] / 1e9 - this[STARTED]!;
+      const seconds = clockSeconds() - this[STARTED]!;
       const aborted = !this.writableFinished;
       const status = this.headersSent ? this.statusCode : 0;
       const req = this.req;
@@ -106,8 +109,7 @@ export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void
       const cell = store.activeCell(request.method, socket?.encrypted === true);
       cell.value++;
       const tracked = response as Tracked;
-      const start = hrtime();
-      tracked[STARTED] = start[0] + start[1] / 1e9;
+      tracked[STARTED] = clockSeconds();
       tracked[CELL] = cell;
       // 'close' comes after 'finish', and also when the client goes away first, so active_requests never leaks.
       response.on('close', onClose);
