@@ -2,7 +2,7 @@
 // off by the client, Expect: 100-continue. Raw sockets, so that the bytes on
 // the wire are exactly the ones under test.
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
+import { createServer, ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -126,7 +126,7 @@ for (const [hook, durations] of [
   });
 }
 
-test('the hook watches a connection only while it pipelines: sequential keep-alive requests add no listener to it', async () => {
+test('the hook adds one close listener per connection, however many requests it carries, sequential or pipelined', async () => {
   const server = createServer((req, res) => {
     req.resume();
     setTimeout(() => res.end('ok'), req.url === '/slow' ? 30 : 0);
@@ -159,12 +159,47 @@ test('the hook watches a connection only while it pipelines: sequential keep-ali
     try {
       assert.deepEqual(
         { sequential: await sequential(), pipelined: await closeListeners(GET('/slow') + GET('/a'), 2) },
-        { sequential: bare.sequential, pipelined: bare.pipelined + 1 },
+        { sequential: bare.sequential + 1, pipelined: bare.pipelined + 1 },
       );
     } finally {
       stop();
     }
   } finally {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
+});
+
+test('stopping the hook puts ServerResponse.prototype.detachSocket back', () => {
+  const original = ServerResponse.prototype.detachSocket;
+  const stop = enableHttpServerMetrics(() => undefined, { duration: true, cardinalityLimit: 2000, scope: { name: 'test', version: '0' } });
+  assert.notEqual(ServerResponse.prototype.detachSocket, original);
+  stop();
+  assert.equal(ServerResponse.prototype.detachSocket, original);
+});
+
+test('a response the hook cannot read is still detached: keep-alive goes on, one warning', async () => {
+  const server = createServer((req, res) => {
+    req.resume();
+    if (req.url === '/unreadable') Object.defineProperty(res, 'headersSent', { get: () => { throw new Error('unreadable response'); } });
+    res.end('ok');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const lines: string[] = [];
+  const write = process.stderr.write;
+  process.stderr.write = ((chunk: string) => (lines.push(String(chunk)), true)) as typeof process.stderr.write;
+  const stop = enableHttpServerMetrics(() => undefined, { duration: true, cardinalityLimit: 2000, scope: { name: 'test', version: '0' } });
+  try {
+    const client = await rawClient(port, GET('/unreadable'));
+    await eventually(async () => (client.received().match(/HTTP\/1\.1 200/g) ?? []).length === 1);
+    client.socket.write(GET('/unreadable') + GET('/a'));
+    await eventually(async () => (client.received().match(/HTTP\/1\.1 200/g) ?? []).length === 3);
+    client.socket.destroy();
+    assert.deepEqual(lines, ['promotel warn: HTTP server metrics skipped a request: unreadable response; the request itself was served\n']);
+  } finally {
+    stop();
+    process.stderr.write = write;
     server.closeAllConnections();
     await new Promise((r) => server.close(r));
   }
