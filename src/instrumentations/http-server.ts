@@ -192,8 +192,8 @@ const apiGlobal = globalThis as { [API_GLOBAL]?: { context?: unknown } };
  * OTEL_METRICS_EXEMPLAR_FILTER lets it through: trace_based wants the span
  * sampled, always_on takes any span. node:http detaches a response in its
  * 'finish', which runs in the async context of `res.end()`, so the app's
- * active span is visible here. With no span there
- * is no trace id to link to, so even always_on records nothing.
+ * active span is visible here. With no span there is no trace id to link
+ * to, so even always_on records nothing.
  */
 function exemplar(seconds: number): Exemplar | undefined {
   const filter = exemplarFilter;
