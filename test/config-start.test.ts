@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { guard } from '../src/agent';
-import { FIXTURES, ROOT, eventually, freePort, get, startApp } from './helpers';
+import { FIXTURES, ROOT, captureStderr, eventually, freePort, get, startApp } from './helpers';
 
 const INDEX = join(ROOT, 'dist', 'src', 'index.js');
 const SERVER_JS = join(ROOT, 'dist', 'src', 'server.js');
@@ -103,9 +103,7 @@ test('under node:cluster the primary says each configuration warning once; the w
 });
 
 test('a part that fails to start names a valid way to switch it off', () => {
-  const written: string[] = [];
-  const write = process.stderr.write;
-  process.stderr.write = ((chunk: string) => written.push(chunk) > 0) as typeof process.stderr.write;
+  const stderr = captureStderr();
   try {
     guard('the metrics endpoint', 'OTEL_METRICS_EXPORTER', () => {
       throw new Error('boom');
@@ -114,9 +112,9 @@ test('a part that fails to start names a valid way to switch it off', () => {
       throw new Error('boom');
     });
   } finally {
-    process.stderr.write = write;
+    stderr.restore();
   }
-  assert.deepEqual(written, [
+  assert.deepEqual(stderr.lines, [
     'promotel warn: the metrics endpoint could not start: boom; the application runs without them (set OTEL_METRICS_EXPORTER=none to skip them quietly)\n',
     'promotel warn: runtime metrics could not start: boom; the application runs without them (set PROMOTEL_RUNTIME_METRICS=false to skip them quietly)\n',
   ]);

@@ -110,6 +110,14 @@ export async function get(url: string, init?: RequestInit): Promise<{ status: nu
   return { status: res.status, headers: res.headers, body: await res.text() };
 }
 
+/** Collects the chunks written to stderr (the agent's warning lines) until `restore()`. */
+export function captureStderr(): { lines: string[]; restore(): void } {
+  const lines: string[] = [];
+  const write = process.stderr.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => (lines.push(String(chunk)), true)) as typeof process.stderr.write;
+  return { lines, restore: () => void (process.stderr.write = write) };
+}
+
 /** Polls until fn returns a truthy value or the time is up. */
 export async function eventually<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 10_000, stepMs = 100): Promise<T> {
   const deadline = Date.now() + timeoutMs;

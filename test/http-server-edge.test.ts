@@ -7,7 +7,7 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { enableHttpServerMetrics } from '../src/instrumentations/http-server';
-import { FIXTURES, eventually, freePort, get, pythonParse, samplesOf, startApp, type App, type Family } from './helpers';
+import { FIXTURES, captureStderr, eventually, freePort, get, pythonParse, samplesOf, startApp, type App, type Family } from './helpers';
 
 async function startServer(fixture: string, env: Record<string, string> = {}): Promise<{ app: App; appPort: number; scrape: () => Promise<Family[]> }> {
   const [appPort, metricsPort] = [await freePort(), await freePort()];
@@ -186,9 +186,7 @@ test('a response the hook cannot read is still detached: keep-alive goes on, one
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
-  const lines: string[] = [];
-  const write = process.stderr.write;
-  process.stderr.write = ((chunk: string) => (lines.push(String(chunk)), true)) as typeof process.stderr.write;
+  const stderr = captureStderr();
   const stop = enableHttpServerMetrics(() => undefined, { duration: true, cardinalityLimit: 2000, scope: { name: 'test', version: '0' } });
   try {
     const client = await rawClient(port, GET('/unreadable'));
@@ -196,10 +194,10 @@ test('a response the hook cannot read is still detached: keep-alive goes on, one
     client.socket.write(GET('/unreadable') + GET('/a'));
     await eventually(async () => (client.received().match(/HTTP\/1\.1 200/g) ?? []).length === 3);
     client.socket.destroy();
-    assert.deepEqual(lines, ['promotel warn: HTTP server metrics skipped a request: unreadable response; the request itself was served\n']);
+    assert.deepEqual(stderr.lines, ['promotel warn: HTTP server metrics skipped a request: unreadable response; the request itself was served\n']);
   } finally {
     stop();
-    process.stderr.write = write;
+    stderr.restore();
     server.closeAllConnections();
     await new Promise((r) => server.close(r));
   }

@@ -12,7 +12,7 @@ import { createLimiter, createScheduler } from '../src/poll/scheduler';
 import { jitterOf } from '../src/poll/service';
 import { compileSelector, select } from '../src/poll/selector';
 import * as log from '../src/log';
-import { get } from './helpers';
+import { captureStderr, get } from './helpers';
 import { startPoller, startTargets } from './poll-helpers';
 
 test('selectors: fields, quoted keys, indexes, wildcards and @key', () => {
@@ -166,13 +166,11 @@ test('jitter defaults to a tenth of each target\'s own interval, and never excee
 });
 
 test('a log line stays one line of text whatever a target sent: control bytes are escaped', () => {
-  const written: string[] = [];
-  const write = process.stderr.write;
-  process.stderr.write = ((chunk: string) => (written.push(chunk), true)) as typeof process.stderr.write;
+  const stderr = captureStderr();
   try {
     log.warn('body starts "\u0000\u001b[31m\r\nx"');
   } finally {
-    process.stderr.write = write;
+    stderr.restore();
   }
-  assert.deepEqual(written, ['promotel warn: body starts "\\x00\\x1b[31m x"\n']);
+  assert.deepEqual(stderr.lines, ['promotel warn: body starts "\\x00\\x1b[31m x"\n']);
 });
