@@ -6,6 +6,7 @@ import { createServer, ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import type { MetricProducer } from '@opentelemetry/sdk-metrics';
 import { enableHttpServerMetrics } from '../src/instrumentations/http-server';
 import { FIXTURES, captureStderr, eventually, freePort, get, pythonParse, samplesOf, startApp, type App, type Family } from './helpers';
 
@@ -198,6 +199,54 @@ test('a response the hook cannot read is still detached: keep-alive goes on, one
   } finally {
     stop();
     stderr.restore();
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
+});
+
+test('a keep-alive connection times each request from its own start, idle gaps and pipelining included', async () => {
+  const server = createServer((req, res) => {
+    req.resume();
+    if (req.url === '/hang') return;
+    setTimeout(() => res.end('ok'), req.url === '/slow' ? 300 : 0);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  let producer: MetricProducer | undefined;
+  const stop = enableHttpServerMetrics((p) => (producer = p), { duration: true, cardinalityLimit: 2000, scope: { name: 'test', version: '0' } });
+  type Point = { attributes: Record<string, unknown>; value: { count: number; buckets: { boundaries: number[]; counts: number[] } } };
+  const collect = async (): Promise<{ durations: Point[]; active: number }> => {
+    const [durations, active] = (await producer!.collect()).resourceMetrics.scopeMetrics[0]!.metrics;
+    return { durations: (durations?.dataPoints ?? []) as Point[], active: active?.dataPoints[0]?.value as number };
+  };
+  const responses = (client: { received: () => string }, n: number) =>
+    eventually(async () => (client.received().match(/HTTP\/1\.1 200/g) ?? []).length === n);
+  try {
+    const client = await rawClient(port, GET('/slow'));
+    await responses(client, 1);
+    // Idle for as long as /slow took: a start time left over from it would make /a look slow.
+    await new Promise((r) => setTimeout(r, 300));
+    client.socket.write(GET('/a'));
+    await responses(client, 2);
+    // /a queued behind /slow waits for it: both over 0.25 s.
+    client.socket.write(GET('/slow') + GET('/a'));
+    await responses(client, 4);
+    client.socket.write(GET('/hang'));
+    await eventually(async () => (await collect()).active === 1);
+    client.socket.destroy();
+    const { durations } = await eventually(async () => {
+      const c = await collect();
+      return c.active === 0 ? c : undefined;
+    });
+    const upTo = (p: Point, le: number): number => p.value.buckets.counts.slice(0, p.value.buckets.boundaries.indexOf(le) + 1).reduce((a, b) => a + b, 0);
+    const ok = durations.find((p) => p.attributes['http.response.status_code'] === 200 && p.attributes['error.type'] === undefined)!;
+    assert.deepEqual({ count: ok.value.count, fast: upTo(ok, 0.25), slow: upTo(ok, 2.5) - upTo(ok, 0.25) }, { count: 4, fast: 1, slow: 3 });
+    assert.deepEqual(
+      durations.filter((p) => p !== ok).map((p) => [p.attributes['http.response.status_code'], p.attributes['error.type'], p.value.count]),
+      [[undefined, 'aborted', 1]],
+    );
+  } finally {
+    stop();
     server.closeAllConnections();
     await new Promise((r) => server.close(r));
   }
