@@ -32,6 +32,11 @@ function rawClient(port: number, payload: string): Promise<{ socket: Socket; rec
   });
 }
 
+/** Resolves once `n` responses with status 200 have come back on a raw connection. */
+function untilOk(client: { received: () => string }, n: number): Promise<unknown> {
+  return eventually(async () => (client.received().match(/HTTP\/1\.1 200/g) ?? []).length === n);
+}
+
 /** `method status error_type count` per duration series, and `method value` per active_requests series. */
 function summary(families: Family[]): { durations: string[]; active: string[] } {
   const durations = samplesOf(families, 'http_server_request_duration_seconds_count').map(
@@ -67,9 +72,9 @@ test('pipelined requests that complete, then keep-alive on the same connection: 
   const { app, appPort, scrape } = await startServer('pipeline-server.js');
   try {
     const client = await rawClient(appPort, GET('/slow') + POST('/ok') + GET('/ok'));
-    await eventually(async () => (client.received().match(/HTTP\/1\.1 200/g) ?? []).length === 3);
+    await untilOk(client, 3);
     client.socket.write(GET('/ok'));
-    await eventually(async () => (client.received().match(/HTTP\/1\.1 200/g) ?? []).length === 4);
+    await untilOk(client, 4);
     client.socket.destroy();
     // The connection's close comes after all four responses ended: it must add nothing.
     await new Promise((r) => setTimeout(r, 200));
@@ -139,7 +144,7 @@ test('the hook adds one close listener per connection, however many requests it 
   /** Close listeners on the server's side of a fresh connection after `payload`, once `responses` came back. */
   const closeListeners = async (payload: string, responses: number): Promise<number> => {
     const client = await rawClient(port, payload);
-    await eventually(async () => (client.received().match(/HTTP\/1\.1 200/g) ?? []).length === responses);
+    await untilOk(client, responses);
     const count = connections.at(-1)!.listenerCount('close');
     client.socket.destroy();
     return count;
@@ -147,7 +152,7 @@ test('the hook adds one close listener per connection, however many requests it 
   const sequential = async (): Promise<number> => {
     const client = await rawClient(port, GET('/a'));
     for (let i = 1; i <= 3; i++) {
-      await eventually(async () => (client.received().match(/HTTP\/1\.1 200/g) ?? []).length === i);
+      await untilOk(client, i);
       if (i < 3) client.socket.write(GET('/a'));
     }
     const count = connections.at(-1)!.listenerCount('close');
@@ -191,9 +196,9 @@ test('a response the hook cannot read is still detached: keep-alive goes on, one
   const stop = enableHttpServerMetrics(() => undefined, { duration: true, cardinalityLimit: 2000, scope: { name: 'test', version: '0' } });
   try {
     const client = await rawClient(port, GET('/unreadable'));
-    await eventually(async () => (client.received().match(/HTTP\/1\.1 200/g) ?? []).length === 1);
+    await untilOk(client, 1);
     client.socket.write(GET('/unreadable') + GET('/a'));
-    await eventually(async () => (client.received().match(/HTTP\/1\.1 200/g) ?? []).length === 3);
+    await untilOk(client, 3);
     client.socket.destroy();
     assert.deepEqual(stderr.lines, ['promotel warn: HTTP server metrics skipped a request: unreadable response; the request itself was served\n']);
   } finally {
@@ -219,18 +224,16 @@ test('a keep-alive connection times each request from its own start, idle gaps a
     const [durations, active] = (await producer!.collect()).resourceMetrics.scopeMetrics[0]!.metrics;
     return { durations: (durations?.dataPoints ?? []) as Point[], active: active?.dataPoints[0]?.value as number };
   };
-  const responses = (client: { received: () => string }, n: number) =>
-    eventually(async () => (client.received().match(/HTTP\/1\.1 200/g) ?? []).length === n);
   try {
     const client = await rawClient(port, GET('/slow'));
-    await responses(client, 1);
+    await untilOk(client, 1);
     // Idle for as long as /slow took: a start time left over from it would make /a look slow.
     await new Promise((r) => setTimeout(r, 300));
     client.socket.write(GET('/a'));
-    await responses(client, 2);
+    await untilOk(client, 2);
     // /a queued behind /slow waits for it: both over 0.25 s.
     client.socket.write(GET('/slow') + GET('/a'));
-    await responses(client, 4);
+    await untilOk(client, 4);
     client.socket.write(GET('/hang'));
     await eventually(async () => (await collect()).active === 1);
     client.socket.destroy();
