@@ -2,9 +2,12 @@
 // every later scrape. sdk-metrics keeps the attributes object of a series for
 // its life (a cumulative series keeps the object it was first recorded with)
 // and collects the series of a metric in the same order each time. So the
-// block of a point is first looked for where it was in the last scrape of
-// that metric, by identity, and only then in a WeakMap keyed by the object:
-// the WeakMap's hash lookup was a fifth of a warm scrape.
+// block of a point is looked for where it was in the last scrape of that
+// metric, by identity; only when a series has moved (an observable callback
+// that reports in another order) are the last scrape's blocks put in a map by
+// object, for that metric and that scrape. A WeakMap of every block ever
+// encoded cost a fifth of a warm scrape in lookups and a quarter of a cold
+// one in insertions and GC.
 import type { Attributes } from '@opentelemetry/api';
 import type { MetricData } from '@opentelemetry/sdk-metrics';
 import { escapeLabelValue, fastLabelBlock, foldedLabelBlock } from './text';
@@ -25,6 +28,8 @@ export interface ScopeLabels {
 interface Seen {
   attrs: Attributes[];
   entries: LabelEntry[];
+  /** The last scrape's blocks by object, made on this scrape's first point found away from its last place. */
+  moved: Map<Attributes, LabelEntry> | undefined;
 }
 
 /**
@@ -37,7 +42,8 @@ const SCOPE_LABELS = ['otel_scope_name', 'otel_scope_version', 'otel_scope_schem
 export const RESERVED_PLAIN: ReadonlySet<string> = new Set(SCOPE_LABELS);
 export const RESERVED_HISTOGRAM: ReadonlySet<string> = new Set([...SCOPE_LABELS, 'le']);
 export const RESERVED_SUMMARY: ReadonlySet<string> = new Set([...SCOPE_LABELS, 'quantile']);
-const ANY_RESERVED = [...SCOPE_LABELS, 'le', 'quantile'];
+// Values escape `"`, so `label="` can only start a label: one pass over a block finds any reserved one.
+const ANY_RESERVED = new RegExp(`(?:^|,)(?:${[...SCOPE_LABELS, 'le', 'quantile'].join('|')})="`);
 
 /** The encoded label block of one attribute set in one scope: `k="v",...,otel_scope_name="..."`. */
 export interface LabelEntry {
@@ -53,7 +59,6 @@ export interface LabelEntry {
 }
 
 const scopes = new Map<string, ScopeLabels>();
-const entries = new WeakMap<Attributes, LabelEntry>();
 
 export function scopeLabels(scope: { name: string; version?: string; schemaUrl?: string }): ScopeLabels {
   let text = `otel_scope_name="${escapeLabelValue(scope.name)}"`;
@@ -73,7 +78,7 @@ export function scopeLabels(scope: { name: string; version?: string; schemaUrl?:
 export function seenPoints(scope: ScopeLabels, metric: MetricData): Seen {
   let seen = scope.seen.get(metric.descriptor.name);
   if (seen === undefined) {
-    seen = { attrs: [], entries: [] };
+    seen = { attrs: [], entries: [], moved: undefined };
     scope.seen.set(metric.descriptor.name, seen);
   }
   return seen;
@@ -81,6 +86,7 @@ export function seenPoints(scope: ScopeLabels, metric: MetricData): Seen {
 
 /** Drops what the last scrape had past `count` points, so that gone series are not kept alive. */
 export function forgetBeyond(seen: Seen, count: number): void {
+  seen.moved = undefined;
   if (seen.attrs.length > count) {
     seen.attrs.length = count;
     seen.entries.length = count;
@@ -93,14 +99,13 @@ export function forgetBeyond(seen: Seen, count: number): void {
  * onto a reserved label (`otel_scope_name`, `le`, ...) is renamed `key_...`.
  */
 export function labelEntry(attrs: Attributes, scope: ScopeLabels, reserved: ReadonlySet<string>, seen: Seen, index: number, metric: MetricData, onProblem: ((key: string, message: string) => void) | undefined): LabelEntry {
-  let entry = seen.attrs[index] === attrs ? seen.entries[index] : undefined;
+  const last = seen.attrs[index];
+  let entry = last === attrs ? seen.entries[index] : undefined;
   if (fits(entry, scope, reserved)) return entry;
-  entry = entries.get(attrs);
-  if (!fits(entry, scope, reserved)) {
-    // New, or the same attributes object used by instruments of another scope or kind: encoded again.
-    entry = encode(attrs, scope, reserved, metric, onProblem);
-    entries.set(attrs, entry);
-  }
+  // Another series stood here: the places from here on still hold the last scrape's points, those before it are unchanged.
+  if (last !== undefined && seen.moved === undefined) seen.moved = new Map(seen.attrs.map((a, i) => [a, seen.entries[i]!]));
+  entry = seen.moved?.get(attrs);
+  if (!fits(entry, scope, reserved)) entry = encode(attrs, scope, reserved, metric, onProblem);
   seen.attrs[index] = attrs;
   seen.entries[index] = entry;
   return entry;
@@ -113,7 +118,7 @@ function fits(entry: LabelEntry | undefined, scope: ScopeLabels, reserved: Reado
 
 function encode(attrs: Attributes, scope: ScopeLabels, reserved: ReadonlySet<string>, metric: MetricData, onProblem: ((key: string, message: string) => void) | undefined): LabelEntry {
   let own = fastLabelBlock(attrs) ?? foldedLabelBlock(attrs);
-  const touched = ANY_RESERVED.some((label) => hasLabel(own, label));
+  const touched = ANY_RESERVED.test(own);
   const clashing = touched ? [...reserved].filter((label) => hasLabel(own, label)) : [];
   if (clashing.length > 0) {
     own = fastLabelBlock(attrs, reserved) ?? foldedLabelBlock(attrs, reserved);
