@@ -8,6 +8,7 @@ import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { Meter } from '@opentelemetry/api';
 import { serialize } from '../src/exposition/serialize';
 import { PullReader } from '../src/exposition/reader';
+import { scopeLabels, seenPoints } from '../src/exposition/labels';
 import { promtoolCheck, pythonParse, type Family } from './helpers';
 
 /** Both formats of what `record` puts on a fresh meter `s` 1.0, with the problems the serializer reported. */
@@ -117,5 +118,25 @@ test('meters that differ only by schema URL keep their series apart with otel_sc
     parsed.text.flatMap((f) => f.samples).filter((s) => s.name === 'c_total').map((s) => `${s.labels.otel_scope_schema_url ?? '-'} ${s.value}`).sort(),
     ['- 4', 'https://opentelemetry.io/schemas/1.20.0 1', 'https://opentelemetry.io/schemas/1.30.0 2'],
   );
+  await provider.shutdown();
+});
+
+test('two instruments of one name that sdk-metrics keeps apart keep their own label blocks from scrape to scrape', async () => {
+  const reader = new PullReader({ cardinalityLimit: 100 });
+  const provider = new MeterProvider({ readers: [reader] });
+  const meter = provider.getMeter('s', '1.0');
+  // One name, two units: sdk-metrics warns and exports both, here as dup_seconds_total and dup_bytes_total.
+  meter.createCounter('dup', { unit: 's' }).add(1, { a: '1' });
+  meter.createCounter('dup', { unit: 'By' }).add(2, { b: '2' });
+  const { resourceMetrics } = await reader.collect();
+  const text = serialize(resourceMetrics, { openMetrics: false });
+  assert.match(text, /^dup_seconds_total\{a="1",otel_scope_name="s",otel_scope_version="1.0"\} 1$/m);
+  assert.match(text, /^dup_bytes_total\{b="2",otel_scope_name="s",otel_scope_version="1.0"\} 2$/m);
+  // Where the next scrape looks for each point's block first: its own points, not the other instrument's.
+  const metrics = resourceMetrics.scopeMetrics[0]!.metrics;
+  assert.equal(metrics.length, 2);
+  for (const metric of metrics) {
+    assert.deepEqual(seenPoints(scopeLabels({ name: 's', version: '1.0' }), metric).attrs, metric.dataPoints.map((p) => p.attributes), metric.descriptor.unit);
+  }
   await provider.shutdown();
 });

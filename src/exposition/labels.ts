@@ -21,7 +21,7 @@ export const OVERFLOW_ATTRIBUTE = 'otel.metric.overflow';
  */
 export interface ScopeLabels {
   text: string;
-  /** By instrument name: the attributes objects of the last scrape, in order, and their entries. */
+  /** By instrument (name, point type, unit, value type): the attributes objects of the last scrape, in order, and their entries. */
   seen: Map<string, Seen>;
 }
 
@@ -76,10 +76,15 @@ export function scopeLabels(scope: { name: string; version?: string; schemaUrl?:
 
 /** The last scrape's points of a metric, to be passed to labelEntry() with each point's index, then to forgetBeyond(). */
 export function seenPoints(scope: ScopeLabels, metric: MetricData): Seen {
-  let seen = scope.seen.get(metric.descriptor.name);
+  // sdk-metrics keeps two instruments of one name apart when their kind, unit or value type differ (after a
+  // duplicate-registration warning): by name alone they would take each other's places and be encoded
+  // again on every scrape.
+  const { name, unit, valueType } = metric.descriptor;
+  const key = `${name}\0${metric.dataPointType}\0${unit}\0${valueType}`;
+  let seen = scope.seen.get(key);
   if (seen === undefined) {
     seen = { attrs: [], entries: [], moved: undefined };
-    scope.seen.set(metric.descriptor.name, seen);
+    scope.seen.set(key, seen);
   }
   return seen;
 }
