@@ -1,10 +1,10 @@
 // The pull endpoint. It must never keep the host process alive (the listening
 // socket and every accepted connection are unref'd) and never take it down
 // (every failure becomes a warning and an HTTP error for the scraper only).
-import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
 import { gzip } from 'node:zlib';
+import { publishesListen, watchListen, type ListenMessage } from './app-listen';
 import { describeError, info, warn, warnOnce } from './log';
 import type { ScrapeResult } from './exposition/reader';
 
@@ -42,10 +42,6 @@ export interface ServeOptions {
   /** What the warning says happens next, when it is not the host application going on without an endpoint. */
   consequence?: string;
 }
-
-// Published by every net.Server.listen() before it binds (Node 20.16+ and
-// 22.3+; older versions publish nothing and the app gets EADDRINUSE).
-const LISTEN_START = 'tracing:net.server.listen:asyncStart';
 
 function failure(err: NodeJS.ErrnoException, options: ServeOptions, retrying: boolean): string {
   const where = `${options.host.includes(':') ? `[${options.host}]` : options.host}:${options.port}`;
@@ -97,7 +93,7 @@ export function serveMetrics(options: ServeOptions): MetricsServer {
     closed = true;
     clearTimeout(retry);
     stopAttempt();
-    unsubscribe(LISTEN_START, giveWay);
+    unwatch();
   };
   function attempt(): void {
     stopAttempt();
@@ -135,12 +131,12 @@ export function serveMetrics(options: ServeOptions): MetricsServer {
   attempt();
   server.unref();
 
-  // The app listening on our port would otherwise die of EADDRINUSE: the
-  // agent bound it first, at preload time. The app wins. Closing a listening
-  // socket releases the port at once, so the app's own bind then succeeds.
-  const giveWay = (message: unknown): void => {
+  // The app listening on our port would otherwise die of EADDRINUSE once the
+  // agent has bound it. The app wins. Closing a listening socket releases the
+  // port at once, so the app's own bind then succeeds.
+  const giveWay = (message: ListenMessage): void => {
     try {
-      const { server: other, options: wanted } = message as { server?: object; options?: { port?: unknown; host?: unknown; ipv6Only?: unknown } };
+      const { server: other, options: wanted } = message;
       if (closed || other === undefined || isOwnServer(other) || wanted === undefined) return;
       const port = wanted.port;
       if ((typeof port !== 'number' && typeof port !== 'string') || port === '' || Number(port) !== options.port) return;
@@ -148,7 +144,11 @@ export function serveMetrics(options: ServeOptions): MetricsServer {
       // For good: taking the port back when the app's server closes would race an app that
       // hands the port on (get-port for a child) or whose listen() still waits for DNS.
       stopTrying();
-      // Also when not bound yet: close() cancels a listen() still resolving its host.
+      // Also when not bound yet: close() cancels a listen() still resolving its host. Not before
+      // Node 20.12 and 21.x (a CommonJS app listening as its main module runs comes just then), so on
+      // the released versions that need the listen() wrapper the bind that ends the lookup, an
+      // internal of node:net, is made a no-op on this server.
+      if (!server.listening && !publishesListen()) (server as { _listen2?: () => void })._listen2 = () => {};
       server.close();
       server.closeAllConnections?.();
       settle(undefined);
@@ -159,7 +159,7 @@ export function serveMetrics(options: ServeOptions): MetricsServer {
     }
   };
   // Port 0 asks for any free port: no app can ask for the same one.
-  if (options.port !== 0) subscribe(LISTEN_START, giveWay);
+  const unwatch = options.port !== 0 ? watchListen(giveWay) : () => {};
 
   return {
     server,
