@@ -42,6 +42,28 @@ test('event-loop delay: sampled every 10 ms by default; at PROMOTEL_EVENTLOOP_DE
   }
 });
 
+test('event-loop delay: a scrape that follows the last one sooner than the resolution repeats its values instead of dropping the series', async () => {
+  // Node records nothing in a window shorter than two resolutions (the first tick after a reset only starts the
+  // clock): two scrapers under 20 ms apart (an HA pair, two jobs) meet this at the default 10 ms. At 200 ms,
+  // scrapes a second apart see a sample, and the one right after certainly does not.
+  const { app, scrape } = await startWith({ PROMOTEL_EVENTLOOP_DELAY_RESOLUTION: '200' });
+  const STATS = ['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99'];
+  try {
+    const first = await eventually(async () => {
+      const f = await scrape();
+      return sampleValue(f, 'nodejs_eventloop_delay_p99_seconds') !== undefined && f;
+    }, 10_000, 1000);
+    const second = await scrape();
+    for (const stat of STATS) {
+      const name = `nodejs_eventloop_delay_${stat}_seconds`;
+      assert.notEqual(sampleValue(first, name), undefined, stat);
+      assert.equal(sampleValue(second, name), sampleValue(first, name), stat);
+    }
+  } finally {
+    app.kill();
+  }
+});
+
 test('a cluster worker blocked for 400 ms shows it in the very next scrape of the primary, before any push of its own; the scrape after starts afresh', async () => {
   const metricsPort = await freePort();
   // Pushes every 5 s: what the scrapes show can only come from the primary's request at scrape time.

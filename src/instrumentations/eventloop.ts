@@ -33,16 +33,24 @@ export function enableEventLoopMetrics(meter: Meter, resolutionMs: number): () =
     p90: gauge('p90', '90th percentile of the event-loop delay in the window.'),
     p99: gauge('p99', '99th percentile of the event-loop delay in the window.'),
   };
+  // The last window that had a sample. A window shorter than the resolution has none: two scrapers
+  // (an HA pair, two jobs) a few ms apart would otherwise leave one of them without the series on
+  // every scrape, which Prometheus marks stale. Before any sample there is no value, not a made-up 0.
+  let last: number[] | undefined;
   const observeDelay = (result: BatchObservableResult): void => {
-    // No sample yet in this window (a coarse resolution): no value rather than a made-up 0.
-    if (histogram.count === 0) return;
-    result.observe(delay.min, histogram.min / NS_PER_S);
-    result.observe(delay.max, histogram.max / NS_PER_S);
-    result.observe(delay.mean, histogram.mean / NS_PER_S);
-    result.observe(delay.stddev, histogram.stddev / NS_PER_S);
-    result.observe(delay.p50, histogram.percentile(50) / NS_PER_S);
-    result.observe(delay.p90, histogram.percentile(90) / NS_PER_S);
-    result.observe(delay.p99, histogram.percentile(99) / NS_PER_S);
+    if (histogram.count > 0) {
+      const h = histogram;
+      last = [h.min, h.max, h.mean, h.stddev, h.percentile(50), h.percentile(90), h.percentile(99)];
+    }
+    if (last === undefined) return;
+    const [min, max, mean, stddev, p50, p90, p99] = last as [number, number, number, number, number, number, number];
+    result.observe(delay.min, min / NS_PER_S);
+    result.observe(delay.max, max / NS_PER_S);
+    result.observe(delay.mean, mean / NS_PER_S);
+    result.observe(delay.stddev, stddev / NS_PER_S);
+    result.observe(delay.p50, p50 / NS_PER_S);
+    result.observe(delay.p90, p90 / NS_PER_S);
+    result.observe(delay.p99, p99 / NS_PER_S);
   };
   meter.addBatchObservableCallback(observeDelay, Object.values(delay));
 
