@@ -42,7 +42,7 @@ test('event-loop delay: sampled every 10 ms by default; at PROMOTEL_EVENTLOOP_DE
   }
 });
 
-test('event-loop delay: a scrape that follows the last one sooner than the resolution repeats its values instead of dropping the series', async () => {
+test('event-loop delay: a scrape that follows the last one sooner than two resolutions repeats its values instead of dropping the series', async () => {
   // Node records nothing in a window shorter than two resolutions (the first tick after a reset only starts the
   // clock): two scrapers under 20 ms apart (an HA pair, two jobs) meet this at the default 10 ms. At 200 ms,
   // scrapes a second apart see a sample, and the one right after certainly does not.

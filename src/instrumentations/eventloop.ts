@@ -33,26 +33,19 @@ export function enableEventLoopMetrics(meter: Meter, resolutionMs: number): () =
     p90: gauge('p90', '90th percentile of the event-loop delay in the window.'),
     p99: gauge('p99', '99th percentile of the event-loop delay in the window.'),
   };
-  // The last window that had a sample. A window shorter than the resolution has none: two scrapers
-  // (an HA pair, two jobs) a few ms apart would otherwise leave one of them without the series on
-  // every scrape, which Prometheus marks stale. Before any sample there is no value, not a made-up 0.
+  const gauges = Object.values(delay);
+  // The last window that had a sample, in the order of `gauges`. A window shorter than two resolutions has
+  // none (the first tick after a reset only starts the clock): two scrapers a few ms apart (an HA pair, two
+  // jobs) would otherwise leave one of them without the series on every scrape, which Prometheus marks
+  // stale. Before any sample there is no value, not a made-up 0.
   let last: number[] | undefined;
   const observeDelay = (result: BatchObservableResult): void => {
-    if (histogram.count > 0) {
-      const h = histogram;
-      last = [h.min, h.max, h.mean, h.stddev, h.percentile(50), h.percentile(90), h.percentile(99)];
-    }
+    const h = histogram;
+    if (h.count > 0) last = [h.min, h.max, h.mean, h.stddev, h.percentile(50), h.percentile(90), h.percentile(99)];
     if (last === undefined) return;
-    const [min, max, mean, stddev, p50, p90, p99] = last as [number, number, number, number, number, number, number];
-    result.observe(delay.min, min / NS_PER_S);
-    result.observe(delay.max, max / NS_PER_S);
-    result.observe(delay.mean, mean / NS_PER_S);
-    result.observe(delay.stddev, stddev / NS_PER_S);
-    result.observe(delay.p50, p50 / NS_PER_S);
-    result.observe(delay.p90, p90 / NS_PER_S);
-    result.observe(delay.p99, p99 / NS_PER_S);
+    for (let i = 0; i < gauges.length; i++) result.observe(gauges[i]!, last[i]! / NS_PER_S);
   };
-  meter.addBatchObservableCallback(observeDelay, Object.values(delay));
+  meter.addBatchObservableCallback(observeDelay, gauges);
 
   const utilization = meter.createObservableGauge('nodejs.eventloop.utilization', { description: 'Share of the window the event loop was busy.', unit: '1' });
   const observeUtilization = (result: { observe(value: number): void }): void => {
@@ -75,7 +68,7 @@ export function enableEventLoopMetrics(meter: Meter, resolutionMs: number): () =
   return () => {
     stopWindows();
     histogram.disable();
-    meter.removeBatchObservableCallback(observeDelay, Object.values(delay));
+    meter.removeBatchObservableCallback(observeDelay, gauges);
     utilization.removeCallback(observeUtilization);
     time.removeCallback(observeTime);
   };
