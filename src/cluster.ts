@@ -67,7 +67,7 @@ export function pushToPrimary(collect: () => Promise<ResourceMetrics>, intervalM
   const send = (reply?: number): Promise<void> =>
     collect()
       .then((data) => {
-        process.send?.({ cmd: MESSAGE, scopeMetrics: data.scopeMetrics, reply }, undefined, {}, () => {});
+        process.send?.({ cmd: MESSAGE, scopeMetrics: toWire(data.scopeMetrics), reply }, undefined, {}, () => {});
         // What the primary asked for is what its scrape shows: interval gauges start anew.
         if (reply !== undefined) endWindow();
       })
@@ -218,6 +218,8 @@ function addMetric(into: Map<string, Map<string, Entry>>, scopeKey: string, metr
   if (entry.metric.dataPointType !== metric.dataPointType) return;
   const perProcess = metric.dataPointType === GAUGE;
   for (const point of metric.dataPoints as DataPoint<number | Histogram>[]) {
+    const value = fromWire(point.value);
+    if (value === undefined) continue;
     let attrs = point.attributes;
     if (perProcess && worker !== undefined) attrs = { ...attrs, worker };
     const key = attributesKey(attrs);
@@ -225,10 +227,10 @@ function addMetric(into: Map<string, Map<string, Entry>>, scopeKey: string, metr
     if (existing === undefined || perProcess) {
       let shared = interned.get(key);
       if (!shared) interned.set(key, (shared = attrs));
-      entry.points.set(key, { ...point, attributes: shared, value: cloneValue(point.value) });
+      entry.points.set(key, { ...point, attributes: shared, value });
       continue;
     }
-    const mergedValue = add(existing.value, point.value);
+    const mergedValue = add(existing.value, value);
     if (mergedValue === undefined) continue; // histograms with different buckets cannot be summed; the first wins
     entry.points.set(key, { ...existing, startTime: earlier(existing.startTime, point.startTime), value: mergedValue });
   }
@@ -238,9 +240,30 @@ function attributesKey(attrs: Attributes): string {
   return JSON.stringify(Object.keys(attrs).sort().map((k) => [k, attrs[k]]));
 }
 
-function cloneValue(v: number | Histogram): number | Histogram {
-  if (typeof v === 'number') return v;
-  return { ...v, buckets: { boundaries: v.buckets.boundaries, counts: [...v.buckets.counts] } };
+// The IPC channel serializes as JSON by default, which turns NaN and ±Infinity into null (a CPU
+// utilization over a window of 0 ms is 0/0, say): one null value failed the whole merged scrape.
+// So they travel as strings, and the primary reads any value that is neither number nor histogram as none.
+const wire = (x: number | undefined): number | string | undefined => (x === undefined || Number.isFinite(x) ? x : String(x));
+const unwire = (x: unknown): number | undefined => (typeof x === 'string' ? Number(x) : (x as number | undefined));
+
+/** In a worker: the data with every non-finite value as a string; points without one are sent as they are. */
+export function toWire(scopeMetrics: ScopeMetrics[]): ScopeMetrics[] {
+  const finite = (x: number | undefined): boolean => x === undefined || Number.isFinite(x);
+  const point = (p: DataPoint<number | Histogram>): DataPoint<unknown> => {
+    const v = p.value;
+    if (typeof v === 'number') return Number.isFinite(v) ? p : { ...p, value: String(v) };
+    if (finite(v.sum) && finite(v.min) && finite(v.max)) return p;
+    return { ...p, value: { ...v, sum: wire(v.sum), min: wire(v.min), max: wire(v.max) } };
+  };
+  return scopeMetrics.map((sm) => ({ ...sm, metrics: sm.metrics.map((m) => ({ ...m, dataPoints: (m.dataPoints as DataPoint<number | Histogram>[]).map(point) }) as MetricData) }));
+}
+
+/** In the primary: a value as a worker (or this process) gave it, as a copy the merge may add to; undefined if it is none. */
+export function fromWire(v: unknown): number | Histogram | undefined {
+  if (typeof v === 'number' || typeof v === 'string') return unwire(v);
+  const h = v as Histogram | null;
+  if (typeof h !== 'object' || h === null || !Array.isArray(h.buckets?.counts)) return undefined;
+  return { ...h, sum: unwire(h.sum), min: unwire(h.min), max: unwire(h.max), buckets: { boundaries: h.buckets.boundaries, counts: [...h.buckets.counts] } };
 }
 
 function add(a: number | Histogram, b: number | Histogram): number | Histogram | undefined {

@@ -6,6 +6,8 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
+import type { ScopeMetrics } from '@opentelemetry/sdk-metrics';
+import { fromWire, toWire } from '../src/cluster';
 import { parseNetDev } from '../src/instrumentations/network';
 import { FIXTURES, eventually, freePort, get, pythonParse, samplesOf, startApp, type Family } from './helpers';
 
@@ -30,7 +32,7 @@ function served(families: Family[]): number {
 test('3 workers behind one port: the scraped count is exactly N, and never goes down when a worker is killed', async () => {
   const [appPort, metricsPort] = [await freePort(), await freePort()];
   const app = startApp(APP, { env: { PORT: String(appPort), WORKERS: '3', PROMOTEL_CLUSTER_PUSH_INTERVAL: '100', OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' } });
-  const scrape = async (): Promise<Family[]> => pythonParse((await get(`http://127.0.0.1:${metricsPort}/metrics`)).body);
+  const scrape = async (): Promise<Family[]> => { const r = await get(`http://127.0.0.1:${metricsPort}/metrics`); if (r.status !== 200) throw new Error(`scrape ${r.status}: ${r.body} stderr: ${app.stderr()}`); return pythonParse(r.body); };
   try {
     await eventually(async () => (app.stdout().match(/listening/g) ?? []).length === 3, 15_000);
     const N = 60;
@@ -129,4 +131,19 @@ test('workers that never answer (started without the agent) cost one scrape a 1 
   } finally {
     app.kill();
   }
+});
+
+test('NaN and ±Infinity reach the primary as themselves over the JSON IPC channel, and a value that is none is skipped, not a failed scrape', () => {
+  const point = (value: unknown) => ({ attributes: {}, startTime: [0, 0], endTime: [0, 0], value });
+  const histogram = { buckets: { boundaries: [1], counts: [0, 2] }, count: 2, sum: Infinity, min: 2, max: Infinity };
+  const sent = [{ scope: { name: 's' }, metrics: [{ descriptor: { name: 'm' }, dataPoints: [point(NaN), point(-Infinity), point(0.5), point(histogram)] }] }] as unknown as ScopeMetrics[];
+  // What node:child_process does to a message by default.
+  const received = JSON.parse(JSON.stringify(toWire(sent))) as ScopeMetrics[];
+  const values = received[0]!.metrics[0]!.dataPoints.map((p) => fromWire(p.value));
+  assert.deepEqual(values, [NaN, -Infinity, 0.5, histogram]);
+  assert.notEqual(values[3], histogram, 'a copy the merge may add to');
+  // Without the strings, JSON leaves null: read as no value.
+  assert.equal(fromWire(JSON.parse(JSON.stringify(NaN))), undefined);
+  // The data collected is left as it was.
+  assert.ok(Number.isNaN((sent[0]!.metrics[0]!.dataPoints[0] as { value: number }).value));
 });
