@@ -12,16 +12,22 @@ export const REGISTER = join(ROOT, 'dist', 'src', 'register.js');
 export const FIXTURES = join(ROOT, 'test', 'fixtures');
 export const DEMO = join(ROOT, 'examples', 'demo', 'server.js');
 
+/**
+ * A port free now, below Linux's ephemeral range (32768-60999): a port the kernel handed out with
+ * listen(0) goes back to that range, where the source port of any test's next connection could take
+ * it before the test's server binds it (EADDRINUSE, seen once in CI across 7 Node.js versions).
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolvePort(port));
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_768);
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = createServer();
+      srv.unref();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
     });
-  });
+    if (free) return port;
+  }
 }
 
 export interface App {
