@@ -83,7 +83,7 @@ export const VARIABLES: ReadonlyArray<{ name: string; default: string; meaning: 
   { name: 'OTEL_METRIC_EXPORT_TIMEOUT', default: '30000', meaning: 'with `otlp`: ms one push may take in all; a push is bounded by the shorter of this and `OTEL_EXPORTER_OTLP_TIMEOUT`' },
   { name: 'OTEL_LOG_LEVEL', default: 'warn', meaning: '`none`, `error`, `warn`, `info`, `debug`, `verbose`, `all`' },
   { name: 'PROMOTEL_HTTP_METRICS', default: 'true', meaning: 'HTTP server and client metrics' },
-  { name: 'PROMOTEL_HTTP_SERVER_HOOK', default: 'diagnostics_channel', meaning: 'how server requests are timed: `diagnostics_channel` (fast) or `instrumentation-http` (the stock OTel patch)' },
+  { name: 'PROMOTEL_HTTP_SERVER_HOOK', default: 'diagnostics_channel', meaning: 'how HTTP/1 server requests are timed: `diagnostics_channel` (fast) or `instrumentation-http` (the stock OTel patch); HTTP/2 servers are always timed by promotel' },
   { name: 'PROMOTEL_RUNTIME_METRICS', default: 'true', meaning: 'Node.js runtime metrics (event loop, GC, V8 heap, handles, version) and this process\'s CPU and memory (`process_cpu_*`, `process_memory_usage_bytes`)' },
   { name: 'PROMOTEL_EVENTLOOP_DELAY_RESOLUTION', default: '10', meaning: 'ms between event-loop delay samples. Each sample wakes an idle process: on the benchmark VM (2026-11-30) an idle service with promotel spent about 9 ms of CPU per second at 10 ms, 2 ms at 100 ms. A block shorter than this may go unseen, and a longer one reads up to this much short' },
   { name: 'PROMOTEL_HOST_METRICS', default: 'true', meaning: 'the host\'s CPU, memory and network (`system_*`, from `@opentelemetry/host-metrics`); the process\'s own follow `PROMOTEL_RUNTIME_METRICS`' },

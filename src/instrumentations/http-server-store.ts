@@ -10,6 +10,15 @@ import type { CollectionResult, MetricData, MetricProducer, ScopeMetrics } from 
 import { OVERFLOW_ATTRIBUTE, type Exemplar, type ExemplarPoint } from '../exposition/serialize';
 import { DURATION_BUCKETS, normalizeMethod } from './http-semconv';
 
+// Not performance.now(), which checks its receiver's brand with a hasOwnProperty call on each read.
+// The pair process.hrtime() returns is read at once into one double (seconds since boot, in steps of
+// a few ns even after a year up), so that the optimizer drops the array; kept on the response, it would not.
+const hrtime = process.hrtime;
+export function clockSeconds(): number {
+  const t = hrtime();
+  return t[0] + t[1] / 1e9;
+}
+
 // sdk-metrics enums, inlined so that this module loads nothing at run time.
 const HISTOGRAM = 0;
 const SUM = 3;
@@ -32,10 +41,12 @@ export interface ActiveCell {
   readonly attributes: Attributes;
   readonly start: HrTime;
   value: number;
-  /** Duration cells of this method and scheme, by `status route version error`. */
+  /** Duration cells of this method and scheme, by `status version error route`. */
   readonly outcomes: Map<string, HistogramCell>;
   /** The common outcome, HTTP/1.1 with no route and no error, by status code: no key string to build. */
   readonly plain: Array<HistogramCell | undefined>;
+  /** The same for HTTP/2 (http2-server.ts). */
+  readonly plain2: Array<HistogramCell | undefined>;
 }
 
 function now(): HrTime {
@@ -56,7 +67,6 @@ export class HttpServerStore implements MetricProducer {
   constructor(
     private readonly scope: { name: string; version: string },
     private readonly limit: number,
-    private readonly withDuration: boolean,
   ) {}
 
   /**
@@ -72,17 +82,35 @@ export class HttpServerStore implements MetricProducer {
     let cell = byMethod.get(method);
     if (cell !== undefined) return cell;
     if (this.activeCount >= this.limit - 1) {
-      this.activeOverflow ??= { attributes: { [OVERFLOW_ATTRIBUTE]: true }, start: now(), value: 0, outcomes: new Map(), plain: [] };
+      this.activeOverflow ??= { attributes: { [OVERFLOW_ATTRIBUTE]: true }, start: now(), value: 0, outcomes: new Map(), plain: [], plain2: [] };
       return this.activeOverflow;
     }
-    cell = { attributes: { 'http.request.method': method, 'url.scheme': https ? 'https' : 'http' }, start: now(), value: 0, outcomes: new Map(), plain: [] };
+    cell = { attributes: { 'http.request.method': method, 'url.scheme': https ? 'https' : 'http' }, start: now(), value: 0, outcomes: new Map(), plain: [], plain2: [] };
     byMethod.set(method, cell);
     this.activeCount++;
     return cell;
   }
 
+  /**
+   * The duration cell of one outcome of `active`'s method and scheme, made on first use. A status of 0
+   * (no headers sent), an empty version or error and an undefined route leave their attribute out.
+   */
+  outcomeCell(active: ActiveCell, status: number, version: string, errorType: string, route: string | undefined): HistogramCell {
+    const key = `${status} ${version} ${errorType} ${route ?? ''}`;
+    let cell = active.outcomes.get(key);
+    if (cell !== undefined) return cell;
+    const attrs: Attributes = { 'http.request.method': active.attributes['http.request.method'], 'url.scheme': active.attributes['url.scheme'] };
+    if (status) attrs['http.response.status_code'] = status;
+    if (route !== undefined) attrs['http.route'] = route;
+    if (version) attrs['network.protocol.version'] = version;
+    if (errorType) attrs['error.type'] = errorType;
+    cell = this.newDurationCell(Object.freeze(attrs));
+    active.outcomes.set(key, cell);
+    return cell;
+  }
+
   /** A new duration cell for attributes no cell has yet, or the overflow cell once the limit is reached. */
-  newDurationCell(attributes: Attributes): HistogramCell {
+  private newDurationCell(attributes: Attributes): HistogramCell {
     if (this.durations.length >= this.limit - 1) {
       this.durationOverflow ??= emptyHistogram({ [OVERFLOW_ATTRIBUTE]: true });
       return this.durationOverflow;
@@ -95,16 +123,15 @@ export class HttpServerStore implements MetricProducer {
   async collect(): Promise<CollectionResult> {
     const end = now();
     const metrics: MetricData[] = [];
-    if (this.withDuration) {
-      const cells = this.durationOverflow ? [...this.durations, this.durationOverflow] : this.durations;
-      if (cells.length > 0) {
-        metrics.push({
-          descriptor: { name: 'http.server.request.duration', description: 'Duration of HTTP server requests.', unit: 's', valueType: DOUBLE },
-          aggregationTemporality: CUMULATIVE,
-          dataPointType: HISTOGRAM,
-          dataPoints: cells.map((c) => histogramPoint(c, end)),
-        } as MetricData);
-      }
+    // None from HTTP/1 when instrumentation-http records those durations; HTTP/2's are always promotel's.
+    const cells = this.durationOverflow ? [...this.durations, this.durationOverflow] : this.durations;
+    if (cells.length > 0) {
+      metrics.push({
+        descriptor: { name: 'http.server.request.duration', description: 'Duration of HTTP server requests.', unit: 's', valueType: DOUBLE },
+        aggregationTemporality: CUMULATIVE,
+        dataPointType: HISTOGRAM,
+        dataPoints: cells.map((c) => histogramPoint(c, end)),
+      } as MetricData);
     }
     const active = [...this.activeHttp.values(), ...this.activeHttps.values()];
     if (this.activeOverflow) active.push(this.activeOverflow);

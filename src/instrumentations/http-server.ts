@@ -2,7 +2,8 @@
 // `http.server.request.start`, which Node publishes for every request of every
 // node:http and node:https server, CommonJS and ES modules alike. It ends where
 // node:http detaches its response from the connection (one prototype method
-// wrapped, see `detach`), or where that connection closes first.
+// wrapped, see `detach`), or where that connection closes first. HTTP/2
+// servers, which publish nothing there, are http2-server.ts's.
 //
 // Metric table (OTel stable HTTP semantic conventions):
 // | OTel name                      | type          | unit | attributes |
@@ -14,24 +15,14 @@
 // HttpServerStore (see there for why not sdk-metrics).
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { ServerResponse, type IncomingMessage } from 'node:http';
-import { context, trace, type Attributes } from '@opentelemetry/api';
 import type { MetricProducer } from '@opentelemetry/sdk-metrics';
 import { describeError, warnOnce } from '../log';
-import type { Exemplar } from '../exposition/serialize';
-import { exemplarFilter } from './exemplar-filter';
+import { exemplar } from './exemplar-filter';
 import { isOwnServer } from '../server';
 import { expressRoute } from './express-route';
+import { watchHttp2Servers } from './http2-server';
 import { configureKnownMethods } from './http-semconv';
-import { HttpServerStore, recordDuration, type ActiveCell } from './http-server-store';
-
-// Not performance.now(), which checks its receiver's brand with a hasOwnProperty call on each read.
-// The pair process.hrtime() returns is read at once into one double (seconds since boot, in steps of
-// a few ns even after a year up), so that the optimizer drops the array; kept on the response, it would not.
-const hrtime = process.hrtime;
-function clockSeconds(): number {
-  const t = hrtime();
-  return t[0] + t[1] / 1e9;
-}
+import { clockSeconds, HttpServerStore, recordDuration, type ActiveCell } from './http-server-store';
 
 const START = 'http.server.request.start';
 // Per-request state rides on the response itself: cheaper than a WeakMap entry.
@@ -52,7 +43,7 @@ type Detach = (this: ServerResponse, socket: unknown) => void;
 type Connection = NonNullable<IncomingMessage['socket']> & { [QUEUED]?: Tracked[]; _httpMessage?: unknown; encrypted?: boolean };
 
 export interface HttpServerOptions {
-  /** False when instrumentation-http records the duration: then only active requests are counted here. */
+  /** False when instrumentation-http records HTTP/1 durations: then only their active requests are counted here. */
   duration: boolean;
   /** Series per metric, overflow series included (PROMOTEL_CARDINALITY_LIMIT). */
   cardinalityLimit: number;
@@ -62,7 +53,7 @@ export interface HttpServerOptions {
 /** Starts counting; the metrics reach a reader through `addProducer`. Returns the function that stops it. */
 export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void, options: HttpServerOptions): () => void {
   configureKnownMethods();
-  const store = new HttpServerStore(options.scope, options.cardinalityLimit, options.duration);
+  const store = new HttpServerStore(options.scope, options.cardinalityLimit);
   addProducer(store);
   const withDuration = options.duration;
 
@@ -81,19 +72,10 @@ export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void
     // HTTP/1.1 told by the parser's numbers: httpVersion is a string built anew for every request.
     const plain = route === undefined && errorType === '' && req?.httpVersionMajor === 1 && req.httpVersionMinor === 1;
     const version = plain ? '1.1' : req?.httpVersion ?? '';
-    const key = plain ? '' : `${status} ${version} ${errorType} ${route ?? ''}`;
-    let target = plain ? cell.plain[status] : cell.outcomes.get(key);
+    let target = plain ? cell.plain[status] : undefined;
     if (target === undefined) {
-      const method = cell.attributes['http.request.method'] as string;
-      const scheme = cell.attributes['url.scheme'] as string;
-      const attrs: Attributes = { 'http.request.method': method, 'url.scheme': scheme };
-      if (status) attrs['http.response.status_code'] = status;
-      if (route !== undefined) attrs['http.route'] = route;
-      if (version) attrs['network.protocol.version'] = version;
-      if (errorType) attrs['error.type'] = errorType;
-      target = store.newDurationCell(Object.freeze(attrs));
+      target = store.outcomeCell(cell, status, version, errorType, route);
       if (plain) cell.plain[status] = target;
-      else cell.outcomes.set(key, target);
     }
     recordDuration(target, seconds, exemplar(seconds));
   }
@@ -168,7 +150,9 @@ export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void
   proto.detachSocket = detach;
 
   subscribe(START, onStart);
+  const stopHttp2 = watchHttp2Servers(store);
   return () => {
+    stopHttp2();
     unsubscribe(START, onStart);
     // Only if nothing wrapped it since; otherwise ours stays, ending only responses that had started.
     if (proto.detachSocket === detach) proto.detachSocket = detachSocket;
@@ -177,30 +161,4 @@ export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void
 
 function warnSkipped(err: unknown): void {
   warnOnce(`http-server:${describeError(err)}`, `HTTP server metrics skipped a request: ${describeError(err)}; the request itself was served`);
-}
-
-// Where every @opentelemetry/api 1.x copy keeps what the app registers. With
-// no context manager there, context.active() can only be the empty root
-// context, so no request runs under a span and the lookup below, about 30%
-// of this hook's time in bench/hook.mjs, is skipped. A context manager
-// registered later is seen from the next request on.
-const API_GLOBAL: unique symbol = Symbol.for('opentelemetry.js.api.1');
-const apiGlobal = globalThis as { [API_GLOBAL]?: { context?: unknown } };
-
-/**
- * The span the response was ended under, if the application traces and
- * OTEL_METRICS_EXEMPLAR_FILTER lets it through: trace_based wants the span
- * sampled, always_on takes any span. node:http detaches a response in its
- * 'finish', which runs in the async context of `res.end()`, so the app's
- * active span is visible here. With no span there is no trace id to link
- * to, so even always_on records nothing.
- */
-function exemplar(seconds: number): Exemplar | undefined {
-  const filter = exemplarFilter;
-  if (filter === 'always_off' || apiGlobal[API_GLOBAL]?.context === undefined) return undefined;
-  const span = trace.getSpan(context.active());
-  if (span === undefined) return undefined;
-  const sc = span.spanContext();
-  if ((filter === 'trace_based' && (sc.traceFlags & 1) === 0) || !/^[0-9a-f]{32}$/.test(sc.traceId) || sc.traceId === '00000000000000000000000000000000') return undefined;
-  return { value: seconds, traceId: sc.traceId, spanId: sc.spanId, timeSeconds: Date.now() / 1000 };
 }

@@ -1,0 +1,146 @@
+// HTTP/2 servers are measured like HTTP/1 ones: the same two metrics and
+// attributes, with network_protocol_version="2", for h2c and TLS, the core
+// 'stream' API and the compatibility API, and a stream the client cancels
+// ends as aborted. The app is an ES module loaded with --import, so the
+// servers come from `import ... from 'node:http2'`.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, constants, type ClientHttp2Session } from 'node:http2';
+import { request as httpsRequest } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { before, test } from 'node:test';
+import { FIXTURES, eventually, freePort, get, promtoolCheck, pythonParse, samplesOf, startApp, type App, type Family } from './helpers';
+
+let dir = '';
+const files = { KEY_FILE: '', CERT_FILE: '' };
+
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'promotel-h2-'));
+  files.KEY_FILE = join(dir, 'key.pem');
+  files.CERT_FILE = join(dir, 'cert.pem');
+  const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', files.KEY_FILE, '-out', files.CERT_FILE, '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1'], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(made.status, 0, made.stderr);
+  // Not a top-level after(): Node 20.6's runner would wait for it until the event loop is empty (.ci/node-versions).
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+});
+
+interface Started {
+  app: App;
+  ports: { h2c: number; tls: number; h1: number };
+  scrape: () => Promise<{ text: string; families: Family[] }>;
+}
+
+async function start(env: Record<string, string> = {}): Promise<Started> {
+  const [h2c, tls, h1, metrics] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const app = startApp(join(FIXTURES, 'http2-app.mjs'), {
+    preload: 'import',
+    env: { ...env, ...files, PORT: String(h2c), TLS_PORT: String(tls), H1_PORT: String(h1), OTEL_EXPORTER_PROMETHEUS_PORT: String(metrics), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' },
+  });
+  await app.waitFor(/listening/);
+  const scrape = async (): Promise<{ text: string; families: Family[] }> => {
+    const { body } = await get(`http://127.0.0.1:${metrics}/metrics`);
+    return { text: body, families: pythonParse(body) };
+  };
+  return { app, ports: { h2c, tls, h1 }, scrape };
+}
+
+/** One request on an open session; resolves with the status once the stream has closed. */
+function h2Request(session: ClientHttp2Session, path: string, method = 'GET'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let status = 0;
+    const stream = session.request({ ':path': path, ':method': method }, { endStream: true });
+    stream.on('response', (h) => (status = Number(h[':status'])));
+    stream.on('error', reject).resume();
+    stream.on('close', () => resolve(status));
+  });
+}
+
+/** `scheme method status version error_type count` per duration series (scope promotel), and `scheme method value` per active series. */
+function summary(families: Family[], scope = 'promotel'): { durations: string[]; active: string[] } {
+  const durations = samplesOf(families, 'http_server_request_duration_seconds_count')
+    .filter((s) => s.labels.otel_scope_name === scope)
+    .map((s) => `${s.labels.url_scheme} ${s.labels.http_request_method} ${s.labels.http_response_status_code ?? '-'} ${s.labels.network_protocol_version} ${s.labels.error_type ?? '-'} ${s.value}`);
+  const active = samplesOf(families, 'http_server_active_requests').map((s) => `${s.labels.url_scheme} ${s.labels.http_request_method} ${s.value}`);
+  return { durations: durations.sort(), active: active.sort() };
+}
+
+test('h2c and TLS, core and compatibility API: each request once, with its status, version 2 and the aborted ones', async () => {
+  const { app, ports, scrape } = await start();
+  const h2c = connect(`http://127.0.0.1:${ports.h2c}`);
+  const tls = connect(`https://127.0.0.1:${ports.tls}`, { rejectUnauthorized: false });
+  try {
+    for (let i = 0; i < 3; i++) assert.equal(await h2Request(h2c, '/ok'), 200);
+    assert.equal(await h2Request(h2c, '/fail', 'POST'), 503);
+    assert.equal(await h2Request(tls, '/ok'), 200);
+    assert.equal(await h2Request(tls, '/ok', 'PUT'), 200);
+    assert.equal(await h2Request(tls, '/boom'), 500);
+    // HTTP/1.1 on the same TLS server (allowHTTP1) is the HTTP/1 hook's, and counted once.
+    const h1Status = await new Promise<number>((resolve, reject) =>
+      httpsRequest({ host: '127.0.0.1', port: ports.tls, path: '/ok', rejectUnauthorized: false }, (res) => {
+        res.resume().on('end', () => resolve(res.statusCode!));
+      })
+        .on('error', reject)
+        .end(),
+    );
+    assert.equal(h1Status, 200);
+
+    // Two streams the server never finishes: active while open, aborted once the client cancels them.
+    const partial = h2c.request({ ':path': '/partial' }, { endStream: true });
+    const never = h2c.request({ ':path': '/never' }, { endStream: true });
+    for (const s of [partial, never]) s.on('error', () => {}).resume();
+    await app.waitFor(/got GET \/never/);
+    await new Promise((r) => partial.once('response', r));
+    assert.deepEqual(summary((await scrape()).families).active, ['http GET 2', 'http POST 0', 'https GET 0', 'https PUT 0']);
+    partial.close(constants.NGHTTP2_CANCEL);
+    never.close(constants.NGHTTP2_CANCEL);
+
+    const done = await eventually(async () => {
+      const s = await scrape();
+      return summary(s.families).active.includes('http GET 0') ? s : undefined;
+    });
+    assert.deepEqual(summary(done.families), {
+      durations: [
+        'http GET - 2 aborted 1',
+        'http GET 200 2 - 3',
+        'http GET 200 2 aborted 1',
+        'http POST 503 2 503 1',
+        'https GET 200 1.1 - 1',
+        'https GET 200 2 - 1',
+        'https GET 500 2 500 1',
+        'https PUT 200 2 - 1',
+      ],
+      active: ['http GET 0', 'http POST 0', 'https GET 0', 'https PUT 0'],
+    });
+    // No route label from HTTP/2, and buckets that add up.
+    for (const s of samplesOf(done.families, 'http_server_request_duration_seconds_bucket')) assert.equal(s.labels.http_route, undefined);
+    assert.equal(promtoolCheck(done.text), '');
+    assert.equal(app.stderr(), '');
+  } finally {
+    h2c.destroy();
+    tls.destroy();
+    app.kill();
+  }
+});
+
+test('with PROMOTEL_HTTP_SERVER_HOOK=instrumentation-http, HTTP/2 durations are still promotel\'s, beside the stock HTTP/1 ones', async () => {
+  const { app, ports, scrape } = await start({ PROMOTEL_HTTP_SERVER_HOOK: 'instrumentation-http' });
+  const h2c = connect(`http://127.0.0.1:${ports.h2c}`);
+  try {
+    assert.equal(await h2Request(h2c, '/ok'), 200);
+    assert.equal(await h2Request(h2c, '/ok'), 200);
+    assert.equal((await get(`http://127.0.0.1:${ports.h1}/`)).status, 200);
+    const s = await eventually(async () => {
+      const r = await scrape();
+      return summary(r.families, '@opentelemetry/instrumentation-http').durations.length > 0 ? r : undefined;
+    });
+    assert.deepEqual(summary(s.families).durations, ['http GET 200 2 - 2']);
+    assert.deepEqual(summary(s.families, '@opentelemetry/instrumentation-http').durations, ['http GET 200 1.1 - 1']);
+    assert.equal(promtoolCheck(s.text), '');
+    assert.equal(app.stderr(), '');
+  } finally {
+    h2c.destroy();
+    app.kill();
+  }
+});
