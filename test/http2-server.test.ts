@@ -11,7 +11,9 @@ import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
-import { FIXTURES, eventually, freePort, get, promtoolCheck, pythonParse, samplesOf, startApp, type App, type Family } from './helpers';
+import type { MetricProducer } from '@opentelemetry/sdk-metrics';
+import { enableHttpServerMetrics } from '../src/instrumentations/http-server';
+import { FIXTURES, captureStderr, eventually, freePort, get, promtoolCheck, pythonParse, samplesOf, startApp, type App, type Family } from './helpers';
 
 let dir = '';
 const files = { KEY_FILE: '', CERT_FILE: '' };
@@ -143,4 +145,30 @@ test('with PROMOTEL_HTTP_SERVER_HOOK=instrumentation-http, HTTP/2 durations are 
     h2c.destroy();
     app.kill();
   }
+});
+
+test('in process: the wrap waits for an HTTP/2 listen(), ignores a stream event that is not node:http2\'s, and stop() takes it off', async () => {
+  const { createServer } = await import('node:http2');
+  const producers: MetricProducer[] = [];
+  const stop = enableHttpServerMetrics((p) => producers.push(p), { duration: true, cardinalityLimit: 2000, scope: { name: 'promotel', version: 'test' } });
+  const server = createServer();
+  const proto = Object.getPrototypeOf(server) as object;
+  const stderr = captureStderr();
+  try {
+    assert.equal(Object.prototype.hasOwnProperty.call(proto, 'emit'), false, 'wrapped before any HTTP/2 server listened');
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    assert.equal(Object.prototype.hasOwnProperty.call(proto, 'emit'), true, 'not wrapped once one listened');
+    let seen = 0;
+    server.on('stream', () => seen++);
+    server.emit('stream', {}, { ':method': 'GET' });
+    assert.equal(seen, 1, 'the app\'s listener still gets the event');
+    const { resourceMetrics } = await producers[0]!.collect();
+    assert.deepEqual(resourceMetrics.scopeMetrics, []);
+    assert.deepEqual(stderr.lines, []);
+  } finally {
+    stderr.restore();
+    stop();
+    await new Promise((resolve) => server.close(resolve));
+  }
+  assert.equal(Object.prototype.hasOwnProperty.call(proto, 'emit'), false, 'still wrapped after stop()');
 });

@@ -56,6 +56,8 @@ export function watchHttp2Servers(store: HttpServerStore): () => void {
   let active = true;
 
   function onStream(stream: Stream, headers: Record<string, unknown> | undefined): void {
+    // Only what node:http2 emits: a 'stream' an app emits itself with something else must not count.
+    if (typeof stream?.on !== 'function') return;
     const method = headers?.[':method'];
     const cell = store.activeCell(typeof method === 'string' ? method : undefined, stream.session?.encrypted === true);
     cell.value++;
