@@ -4,57 +4,40 @@
 //
 //   node bench/http2.mjs [--rounds 7] [--requests 40000] [--env VAR=value,...] [--node-flags="--max-semi-space-size=16 ..."]
 //
-// Per round a bare server and a promotel server start afresh on CPU 0 (the
-// client runs in this process; pin it with `taskset -c 1`). Each gets 5,000
+// Per round a bare server and a promotel server start afresh on CPU 0, and
+// the client, this process, runs on CPU 1 (peers.mjs PINNED). Each gets 5,000
 // warm-up requests, then both are loaded alternately in four chunks, each
 // chunk one h2c session with 20 streams in flight, so that the machine's
-// noise hits both alike. CPU is utime + stime of /proc/<pid>/stat (all
-// threads, so V8's GC threads count). `--env` applies to the promotel server
+// noise hits both alike. CPU is peers.mjs cpuUs (all threads, so V8's GC
+// threads count). `--env` applies to the promotel server
 // only, `--node-flags` to both.
-import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
 import { connect } from 'node:http2';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createServer } from 'node:net';
+import { PINNED, REGISTER, ROOT, cpuUs, median, pinServer, port, srv, stop } from './peers.mjs';
 
 const { values } = parseArgs({
   options: { rounds: { type: 'string', default: '7' }, requests: { type: 'string', default: '40000' }, env: { type: 'string', default: '' }, 'node-flags': { type: 'string', default: '' } },
 });
-const ROOT = new URL('..', import.meta.url).pathname;
-const REGISTER = join(ROOT, 'dist', 'src', 'register.js');
-const SERVER = join(ROOT, 'bench', 'servers', 'hello-h2.js');
 const rounds = Number(values.rounds);
 const requests = Number(values.requests);
 const extraEnv = Object.fromEntries(values.env.split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 const nodeFlags = values['node-flags'].split(' ').filter(Boolean);
-const TICK_MS = 1000 / 100; // USER_HZ
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer().once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function cpuMs(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
-}
+// The client is this process: on CPU 1, as wrk is in the other benchmarks.
+if (PINNED) spawnSync('taskset', ['-a', '-c', '-p', '1', String(process.pid)], { stdio: 'ignore' });
 
 async function start(withAgent) {
-  const [port, metricsPort] = [await freePort(), await freePort()];
-  const args = [...nodeFlags, ...(withAgent ? ['--require', REGISTER] : []), SERVER];
-  const env = { PATH: process.env.PATH, PORT: String(port), OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort), ...(withAgent ? extraEnv : {}) };
-  const child = spawn('taskset', ['-c', '0', process.execPath, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const [serverPort, metricsPort] = [await port(), await port()];
+  const args = [...nodeFlags, ...(withAgent ? ['--require', REGISTER] : []), srv('hello-h2.js')];
+  const env = { PATH: process.env.PATH, PORT: String(serverPort), OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort), ...(withAgent ? extraEnv : {}) };
+  const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise((resolve, reject) => {
     child.stdout.on('data', (d) => String(d).includes('listening') && resolve());
     child.on('exit', (code) => reject(new Error(`server exited with ${code}`)));
   });
-  return { child, port };
+  pinServer(child.pid);
+  return { child, port: serverPort };
 }
 
 async function load(port, n, inFlight = 20) {
@@ -79,18 +62,16 @@ for (let r = 0; r < rounds; r++) {
   try {
     await load(bare.port, 5000);
     await load(agent.port, 5000);
-    const before = [cpuMs(bare.child.pid), cpuMs(agent.child.pid)];
+    const before = [cpuUs(bare.child.pid), cpuUs(agent.child.pid)];
     for (let i = 0; i < 4; i++) {
       await load(bare.port, requests / 4);
       await load(agent.port, requests / 4);
     }
-    const [b, a] = [cpuMs(bare.child.pid) - before[0], cpuMs(agent.child.pid) - before[1]];
+    const [b, a] = [cpuUs(bare.child.pid) - before[0], cpuUs(agent.child.pid) - before[1]];
     ratios.push(a / b);
-    console.log(`round ${r + 1}: bare ${((b * 1000) / requests).toFixed(1)} µs/request, promotel ${((a * 1000) / requests).toFixed(1)} µs/request, ${(a / b).toFixed(3)}×`);
+    console.log(`round ${r + 1}: bare ${(b / requests).toFixed(1)} µs/request, promotel ${(a / requests).toFixed(1)} µs/request, ${(a / b).toFixed(3)}×`);
   } finally {
-    bare.child.kill();
-    agent.child.kill();
+    await Promise.all([stop(bare.child), stop(agent.child)]);
   }
 }
-const sorted = [...ratios].sort((x, y) => x - y);
-console.log(`median ${sorted[Math.floor(sorted.length / 2)].toFixed(3)}× bare CPU per request (min ${sorted[0].toFixed(3)}, max ${sorted.at(-1).toFixed(3)}), ${rounds} rounds of ${requests} requests, node ${process.version}`);
+console.log(`median ${median(ratios).toFixed(3)}× bare CPU per request (min ${Math.min(...ratios).toFixed(3)}, max ${Math.max(...ratios).toFixed(3)}), ${rounds} rounds of ${requests} requests, node ${process.version}`);
