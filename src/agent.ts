@@ -20,6 +20,7 @@ import { startOtlpPush } from './exporters/otlp';
 import type { PullReader } from './exposition/reader';
 import { hostStartTimes, hostUnitOverrides, enableHostMetrics } from './instrumentations/host';
 import { enableFetchMetrics } from './instrumentations/http-fetch';
+import { enableHttp2ClientMetrics } from './instrumentations/http2-client';
 import { enableHttpServerMetrics } from './instrumentations/http-server';
 import { enableOtelHttp } from './instrumentations/http-otel';
 import { enableOnFirstRequest } from './instrumentations/http-client-lazy';
@@ -102,6 +103,7 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
       );
     });
     guard('fetch() metrics', 'PROMOTEL_HTTP_METRICS', () => stops.push(enableFetchMetrics(() => load().meter)));
+    guard('HTTP/2 client metrics', 'PROMOTEL_HTTP_METRICS', () => stops.push(enableHttp2ClientMetrics(() => load().meter)));
     const client = (): void =>
       guard('HTTP client metrics', 'PROMOTEL_HTTP_METRICS', () => {
         stops.push(enableOtelHttp(load().meterProvider, { server: serverHook === 'instrumentation-http' }));

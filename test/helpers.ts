@@ -12,6 +12,17 @@ export const REGISTER = join(ROOT, 'dist', 'src', 'register.js');
 export const FIXTURES = join(ROOT, 'test', 'fixtures');
 export const DEMO = join(ROOT, 'examples', 'demo', 'server.js');
 
+/** A self-signed certificate for 127.0.0.1 and localhost, made by openssl, removed as the test process exits. */
+export function selfSignedCert(): { KEY_FILE: string; CERT_FILE: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'promotel-cert-'));
+  const files = { KEY_FILE: join(dir, 'key.pem'), CERT_FILE: join(dir, 'cert.pem') };
+  const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', files.KEY_FILE, '-out', files.CERT_FILE, '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { encoding: 'utf8', timeout: 30_000 });
+  if (made.status !== 0) throw new Error(`openssl could not make a test certificate: ${made.stderr}`);
+  // Not a top-level after(): Node 20.6's runner would wait for it until the event loop is empty (.ci/node-versions).
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return files;
+}
+
 /**
  * A port free now, below Linux's ephemeral range (32768-60999): a port the kernel handed out with
  * listen(0) goes back to that range, where the source port of any test's next connection could take

@@ -4,28 +4,18 @@
 // ends as aborted. The app is an ES module loaded with --import, so the
 // servers come from `import ... from 'node:http2'`.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, constants, type ClientHttp2Session } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import type { MetricProducer } from '@opentelemetry/sdk-metrics';
 import { enableHttpServerMetrics } from '../src/instrumentations/http-server';
-import { FIXTURES, captureStderr, eventually, freePort, get, promtoolCheck, pythonParse, samplesOf, startApp, type App, type Family } from './helpers';
+import { FIXTURES, captureStderr, eventually, freePort, get, promtoolCheck, pythonParse, samplesOf, selfSignedCert, startApp, type App, type Family } from './helpers';
 
-let dir = '';
-const files = { KEY_FILE: '', CERT_FILE: '' };
+let files = { KEY_FILE: '', CERT_FILE: '' };
 
 before(() => {
-  dir = mkdtempSync(join(tmpdir(), 'promotel-h2-'));
-  files.KEY_FILE = join(dir, 'key.pem');
-  files.CERT_FILE = join(dir, 'cert.pem');
-  const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', files.KEY_FILE, '-out', files.CERT_FILE, '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1'], { encoding: 'utf8', timeout: 30_000 });
-  assert.equal(made.status, 0, made.stderr);
-  // Not a top-level after(): Node 20.6's runner would wait for it until the event loop is empty (.ci/node-versions).
-  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  files = selfSignedCert();
 });
 
 interface Started {

@@ -8,7 +8,7 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { Attributes, Histogram, Meter } from '@opentelemetry/api';
 import { describeError, warnOnce } from '../log';
-import { DURATION_BUCKETS, clientErrorType, configureKnownMethods, normalizeMethod } from './http-semconv';
+import { clientDuration, clientErrorType, configureKnownMethods, normalizeMethod } from './http-semconv';
 
 interface UndiciRequest {
   origin?: string | URL;
@@ -26,12 +26,7 @@ interface Pending {
 export function enableFetchMetrics(meter: () => Meter): () => void {
   configureKnownMethods();
   let duration: Histogram | undefined;
-  const histogram = (): Histogram =>
-    (duration ??= meter().createHistogram('http.client.request.duration', {
-      description: 'Duration of HTTP client requests.',
-      unit: 's',
-      advice: { explicitBucketBoundaries: DURATION_BUCKETS },
-    }));
+  const histogram = (): Histogram => (duration ??= clientDuration(meter()));
   const pending = new WeakMap<object, Pending>();
 
   const guarded =

@@ -1,5 +1,6 @@
 // The pieces of the stable HTTP semantic conventions that both server hooks
 // and the client hook share, so that every path yields the same attributes.
+import type { Histogram, Meter } from '@opentelemetry/api';
 import { warn } from '../log';
 
 /** Bucket boundaries the HTTP semantic conventions advise for request durations, in seconds. */
@@ -67,4 +68,13 @@ export function clientErrorType(error: unknown): string {
   const { code, name } = (error ?? {}) as { code?: unknown; name?: unknown };
   if (typeof code === 'string' && code !== '' && name !== 'AbortError') return code;
   return typeof name === 'string' && name !== '' ? name : 'Error';
+}
+
+/** The one client duration instrument (the SDK hands every caller the same storage for the same definition). */
+export function clientDuration(meter: Meter): Histogram {
+  return meter.createHistogram('http.client.request.duration', {
+    description: 'Duration of HTTP client requests.',
+    unit: 's',
+    advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+  });
 }

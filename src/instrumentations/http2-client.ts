@@ -1,0 +1,209 @@
+// Outgoing HTTP/2 requests: streams opened with session.request() on a
+// session from node:http2's connect(), which is what @grpc/grpc-js and the
+// HTTP/2 modes of got and other clients use. instrumentation-http and undici's
+// channels see none of them, and Node 20 publishes nothing for them.
+//
+// node:http2 is not loaded for this. builtin-load.ts says when the app has
+// loaded it: at its require(), or, after an ES module's import, at the app's
+// next listen(); sessions that an ES module opens before it listens, or in an
+// app that never listens, are not measured. Then `connect` is wrapped until
+// it returns its first session, whose class's `request` is wrapped for good:
+// all sessions share that class, so from then on a session made by a
+// `connect` the app kept from before the wrap is measured too.
+//
+// Metric table (OTel stable HTTP semantic conventions, the instrument of http-fetch.ts):
+// | OTel name                      | type      | unit | attributes |
+// | http.client.request.duration   | histogram | s    | http.request.method, server.address, server.port, url.scheme, network.protocol.version ("2"), http.response.status_code, error.type |
+//
+// A request runs from request() to the stream's 'close', which comes once its
+// response has been read whole, or when it was cut off.
+import { syncBuiltinESMExports } from 'node:module';
+import { promisify } from 'node:util';
+import type { Attributes, Histogram, Meter } from '@opentelemetry/api';
+import { watchListen } from '../app-listen';
+import { onBuiltinLoad } from '../builtin-load';
+import { describeError, warnOnce } from '../log';
+import { clientDuration, clientErrorType, configureKnownMethods, normalizeMethod } from './http-semconv';
+
+const START = Symbol('promotel.start');
+const STATUS = Symbol('promotel.status');
+
+type Fn = (this: unknown, ...args: unknown[]) => unknown;
+interface Http2Module {
+  connect: Fn;
+}
+/** The parts of a ClientHttp2Stream read here (node:http2 is not loaded to get its types). */
+interface Stream {
+  sentHeaders?: Record<string, unknown>;
+  errored?: unknown;
+  rstCode?: number;
+  readableEnded?: boolean;
+  on(event: string, listener: (this: Stream, ...args: never[]) => void): unknown;
+  [START]?: number;
+  [STATUS]?: number;
+}
+
+/** `meter` is called at the first finished request, so that watching does not load the SDK. */
+export function enableHttp2ClientMetrics(meter: () => Meter): () => void {
+  configureKnownMethods();
+  let duration: Histogram | undefined;
+  let active = true;
+  const undo: Array<() => void> = [];
+
+  function onResponse(this: Stream, headers: Record<string, unknown>): void {
+    const status = Number(headers?.[':status']);
+    if (Number.isInteger(status)) this[STATUS] = status;
+  }
+
+  function onClose(this: Stream): void {
+    try {
+      const start = this[START];
+      if (start === undefined || !active) return;
+      this[START] = undefined;
+      const headers = this.sentHeaders ?? {};
+      const scheme = headers[':scheme'] === 'http' ? 'http' : 'https';
+      const [address, port] = splitAuthority(headers[':authority'] ?? headers.host, scheme);
+      const attributes: Attributes = {
+        'http.request.method': normalizeMethod(typeof headers[':method'] === 'string' ? headers[':method'] : undefined),
+        'server.address': address,
+        'server.port': port,
+        'url.scheme': scheme,
+        'network.protocol.version': '2',
+      };
+      const status = this[STATUS] ?? 0;
+      if (status) attributes['http.response.status_code'] = status;
+      const errorType = streamErrorType(this, status);
+      if (errorType) attributes['error.type'] = errorType;
+      (duration ??= clientDuration(meter())).record((performance.now() - start) / 1000, attributes);
+    } catch (err) {
+      warnSkipped(err);
+    }
+  }
+
+  function track(stream: Stream): void {
+    // Listeners, never an 'error' one: that would keep an unhandled stream error from reaching the app.
+    if (typeof stream?.on !== 'function') return;
+    stream[START] = performance.now();
+    stream.on('response', onResponse);
+    stream.on('close', onClose);
+  }
+
+  /** Wraps `request` on the class of a session that node:http2's `connect` returned, once. */
+  let sessionClass: { request: Fn } | undefined;
+  function seeSession(session: unknown): void {
+    if (sessionClass !== undefined || session === null || typeof session !== 'object') return;
+    const proto = Object.getPrototypeOf(session) as { request?: Fn } | null;
+    if (proto === null || typeof proto.request !== 'function' || !Object.prototype.hasOwnProperty.call(proto, 'request')) return;
+    const original = proto.request;
+    const wrapper: Fn = function (this: unknown) {
+      // eslint-disable-next-line prefer-rest-params
+      const stream = original.apply(this, arguments as unknown as unknown[]);
+      if (active) {
+        try {
+          track(stream as Stream);
+        } catch (err) {
+          warnSkipped(err);
+        }
+      }
+      return stream;
+    };
+    proto.request = wrapper;
+    sessionClass = proto as { request: Fn };
+    undo.push(() => {
+      if (proto.request === wrapper) proto.request = original;
+    });
+  }
+
+  function wrapConnect(exports: unknown): void {
+    const http2 = exports as Http2Module;
+    const original = http2.connect;
+    if (typeof original !== 'function') return;
+    const custom = (original as unknown as Record<symbol, unknown>)[promisify.custom];
+    const wrapper: Fn = function (this: unknown) {
+      // eslint-disable-next-line prefer-rest-params
+      const session = original.apply(this, arguments as unknown as unknown[]);
+      try {
+        seeSession(session);
+      } catch (err) {
+        warnSkipped(err);
+      }
+      return session;
+    };
+    // util.promisify(connect) resolves with the session once it is connected.
+    if (typeof custom === 'function') {
+      Object.defineProperty(wrapper, promisify.custom, {
+        value: (...args: unknown[]) =>
+          (custom as (...a: unknown[]) => Promise<unknown>)(...args).then((session) => {
+            seeSession(session);
+            return session;
+          }),
+      });
+    }
+    http2.connect = wrapper;
+    syncEsm();
+    undo.push(() => {
+      if (http2.connect !== wrapper) return;
+      http2.connect = original;
+      syncEsm();
+    });
+  }
+
+  const watch = onBuiltinLoad('http2', (exports) => {
+    try {
+      wrapConnect(exports);
+    } catch (err) {
+      warnSkipped(err);
+    }
+  });
+  // Where an ES module's import shows: as the app starts listening. Not at the next turn of the event
+  // loop, which comes before an ES-module app has even been linked.
+  const stopListen = watchListen(() => watch.check());
+  return () => {
+    active = false;
+    stopListen();
+    watch.stop();
+    for (const fn of undo.splice(0)) fn();
+  };
+}
+
+/**
+ * error.type: the stream's error (a refused connection reaches a stream waiting for it wrapped in
+ * ERR_HTTP2_STREAM_CANCEL, whose cause is told instead); `aborted` for a stream closed without a
+ * response or before its body ended; the status from 400 up, as on the other clients.
+ */
+function streamErrorType(stream: Stream, status: number): string {
+  const err = stream.errored as { code?: unknown; cause?: unknown } | null | undefined;
+  if (err != null) return clientErrorType(err.code === 'ERR_HTTP2_STREAM_CANCEL' && err.cause != null ? err.cause : err);
+  if (status === 0 || stream.readableEnded === false || (stream.rstCode ?? 0) !== 0) return 'aborted';
+  return status >= 400 ? String(status) : '';
+}
+
+/** server.address and server.port of `host:port`, `[v6]:port`, a bare host, or the session's own `v6:port`. */
+export function splitAuthority(authority: unknown, scheme: string): [string, number] {
+  const fallback = scheme === 'http' ? 80 : 443;
+  const text = typeof authority === 'string' ? authority : '';
+  let host = text;
+  let port = '';
+  if (text.startsWith('[')) {
+    const end = text.indexOf(']');
+    host = text.slice(1, end === -1 ? undefined : end);
+    if (end !== -1 && text[end + 1] === ':') port = text.slice(end + 2);
+  } else {
+    const colon = text.lastIndexOf(':');
+    if (colon !== -1) {
+      host = text.slice(0, colon);
+      port = text.slice(colon + 1);
+    }
+  }
+  const n = Number(port);
+  return [host, port !== '' && Number.isInteger(n) && n >= 0 && n <= 65535 ? n : fallback];
+}
+
+function syncEsm(): void {
+  // So that `import { connect } from 'node:http2'` sees the same function as require() does.
+  syncBuiltinESMExports();
+}
+
+function warnSkipped(err: unknown): void {
+  warnOnce(`http2-client:${describeError(err)}`, `HTTP/2 client metrics skipped a request: ${describeError(err)}; the request itself went on`);
+}

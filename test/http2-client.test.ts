@@ -1,0 +1,178 @@
+// Outgoing HTTP/2 requests land in http_client_request_duration_seconds with
+// network_protocol_version="2": statuses, the stream's own errors, requests
+// the app cancels, a refused connection, h2c and TLS, whether the app took
+// `connect` out of node:http2 with require() or with an ES-module import.
+// The servers here are the test's; the apps are real processes with the agent.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import * as http2 from 'node:http2';
+import { join } from 'node:path';
+import { before, test } from 'node:test';
+import type { Attributes, Meter } from '@opentelemetry/api';
+import { onBuiltinLoad } from '../src/builtin-load';
+import { enableHttp2ClientMetrics, splitAuthority } from '../src/instrumentations/http2-client';
+import { FIXTURES, captureStderr, freePort, get, promtoolCheck, pythonParse, samplesOf, selfSignedCert, startApp } from './helpers';
+
+/** The test's servers: /ok 200, /missing 404, /reset RST_STREAM with INTERNAL_ERROR, /hang never answers, /half answers a part. */
+function serve(server: http2.Http2Server | http2.Http2SecureServer): void {
+  server.on('stream', (stream, headers) => {
+    stream.on('error', () => {});
+    const path = headers[':path'];
+    if (path === '/reset') return stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    if (path === '/hang') return;
+    stream.respond({ ':status': path === '/missing' ? 404 : 200 });
+    if (path === '/half') stream.write('part of it\n');
+    else stream.end('ok\n');
+  });
+}
+
+async function listen(server: http2.Http2Server | http2.Http2SecureServer): Promise<number> {
+  serve(server);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  server.unref();
+  return (server.address() as { port: number }).port;
+}
+
+let h2cPort = 0;
+let tlsPort = 0;
+before(async () => {
+  const { KEY_FILE, CERT_FILE } = selfSignedCert();
+  h2cPort = await listen(http2.createServer());
+  tlsPort = await listen(http2.createSecureServer({ key: readFileSync(KEY_FILE), cert: readFileSync(CERT_FILE) }));
+});
+
+/** `scheme method address:port status error_type count` per HTTP/2 client series, once `requests` are counted. */
+async function clientSeries(script: string, preload: 'require' | 'import', requests: number, env: Record<string, string> = {}) {
+  const [metrics, dead] = [await freePort(), await freePort()];
+  const app = startApp(join(FIXTURES, script), {
+    preload,
+    env: {
+      ...env,
+      H2C_URL: `http://127.0.0.1:${h2cPort}`,
+      TLS_URL: `https://127.0.0.1:${tlsPort}`,
+      DEAD_URL: `http://127.0.0.1:${dead}`,
+      OTEL_EXPORTER_PROMETHEUS_PORT: String(metrics),
+      OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1',
+    },
+  });
+  try {
+    await app.waitFor(/done|failed/, 15_000);
+    const ports: Record<string, string> = { [h2cPort]: 'h2c', [tlsPort]: 'tls', [dead]: 'dead' };
+    const text = (await get(`http://127.0.0.1:${metrics}/metrics`)).body;
+    const series = samplesOf(pythonParse(text), 'http_client_request_duration_seconds_count')
+      .filter((s) => s.labels.network_protocol_version === '2')
+      .map((s) => `${s.labels.url_scheme} ${s.labels.http_request_method} ${s.labels.server_address}:${ports[s.labels.server_port!] ?? s.labels.server_port} ${s.labels.http_response_status_code ?? '-'} ${s.labels.error_type ?? '-'} ${s.value}`)
+      .sort();
+    assert.equal(series.reduce((n, s) => n + Number(s.split(' ').pop()), 0), requests, `${requests} requests in ${series.join('\n')}\n${app.stdout()}`);
+    return { series, text, stdout: app.stdout(), stderr: app.stderr() };
+  } finally {
+    app.kill();
+  }
+}
+
+test('require(): every request once, with its status, its stream error, cancels and a refused connection', async () => {
+  const { series, text, stdout, stderr } = await clientSeries('http2-client-app.js', 'require', 11);
+  // What the app itself saw, so that the series below can be read against it.
+  assert.match(stdout, /GET \/reset 0 ERR_HTTP2_STREAM_ERROR\nGET \/hang 0 -\nGET \/half 200 -\nGET \/hang 0 ABORT_ERR\nGET \/ 0 ERR_HTTP2_STREAM_CANCEL\n/);
+  assert.deepEqual(series, [
+    'http GET 127.0.0.1:dead - ECONNREFUSED 1',
+    'http GET 127.0.0.1:h2c - AbortError 1',
+    'http GET 127.0.0.1:h2c - ERR_HTTP2_STREAM_ERROR 1',
+    'http GET 127.0.0.1:h2c - aborted 1',
+    'http GET 127.0.0.1:h2c 200 - 3',
+    'http GET 127.0.0.1:h2c 200 aborted 1',
+    'http POST 127.0.0.1:h2c 404 404 1',
+    'https GET 127.0.0.1:tls 200 - 1',
+    'https GET localhost:tls 200 - 1',
+  ]);
+  assert.match(text, /# TYPE http_client_request_duration_seconds histogram/);
+  assert.equal(promtoolCheck(text), '');
+  assert.equal(stderr, '');
+});
+
+test('an ES module importing node:http2 is measured from when it starts listening', async () => {
+  const { series, stderr } = await clientSeries('http2-client-app.mjs', 'import', 2);
+  assert.deepEqual(series, ['http GET 127.0.0.1:h2c 200 - 2']);
+  assert.equal(stderr, '');
+});
+
+test('PROMOTEL_HTTP_METRICS=false: no HTTP/2 client series, and the app runs the same', async () => {
+  const [metrics, dead] = [await freePort(), await freePort()];
+  const app = startApp(join(FIXTURES, 'http2-client-app.js'), {
+    env: { PROMOTEL_HTTP_METRICS: 'false', H2C_URL: `http://127.0.0.1:${h2cPort}`, TLS_URL: `https://127.0.0.1:${tlsPort}`, DEAD_URL: `http://127.0.0.1:${dead}`, OTEL_EXPORTER_PROMETHEUS_PORT: String(metrics), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' },
+  });
+  try {
+    await app.waitFor(/done|failed/, 15_000);
+    assert.match(app.stdout(), /GET \/ok 200 -\nGET \/ok 200 -\nGET \/ok 200 -\nPOST \/missing 404 -/);
+    const text = (await get(`http://127.0.0.1:${metrics}/metrics`)).body;
+    assert.doesNotMatch(text, /http_client_request_duration/);
+  } finally {
+    app.kill();
+  }
+});
+
+test('in process: attributes as recorded, a broken meter costs one warning and no request, stop() unwraps', async () => {
+  const records: Array<[number, Attributes]> = [];
+  let broken = false;
+  const meter = { createHistogram: () => ({ record: (v: number, a: Attributes) => (broken ? assert.fail('meter is broken') : records.push([v, a])) }) } as unknown as Meter;
+  const connect = http2.connect;
+  // node:http2 is loaded in this process already: connect is wrapped at once.
+  const stop = enableHttp2ClientMetrics(() => meter);
+  const session = http2.connect(`http://127.0.0.1:${h2cPort}`);
+  const get1 = (): Promise<void> => new Promise((resolve) => session.request({ ':path': '/ok' }).resume().on('close', resolve));
+  const stderr = captureStderr();
+  try {
+    assert.notEqual(http2.connect, connect);
+    await get1();
+    assert.equal(records.length, 1);
+    assert.ok(records[0]![0] > 0 && records[0]![0] < 5);
+    assert.deepEqual(records[0]![1], { 'http.request.method': 'GET', 'server.address': '127.0.0.1', 'server.port': h2cPort, 'url.scheme': 'http', 'network.protocol.version': '2', 'http.response.status_code': 200 });
+    broken = true;
+    await get1();
+    await get1();
+    assert.equal(stderr.lines.filter((l) => l.includes('HTTP/2 client metrics skipped a request')).length, 1, stderr.lines.join(''));
+    broken = false;
+    stop();
+    assert.equal(http2.connect, connect);
+    await get1();
+    assert.equal(records.length, 1, 'nothing recorded after stop()');
+  } finally {
+    stderr.restore();
+    stop();
+    session.close();
+  }
+});
+
+test('onBuiltinLoad: seen at require() before the caller gets the module, or by check() after an import', async () => {
+  const seen: string[] = [];
+  const Module = require('node:module') as { _load: unknown };
+  const load = Module._load;
+  const required = onBuiltinLoad('trace_events', (exports) => seen.push(`require ${typeof (exports as { createTracing?: unknown }).createTracing}`));
+  assert.notEqual(Module._load, load);
+  require('node:trace_events');
+  assert.deepEqual(seen, ['require function']);
+  assert.equal(Module._load, load, 'the wrapper is gone once the module is seen');
+  required.stop();
+
+  const imported = onBuiltinLoad('domain', () => seen.push('import'));
+  await import('node:domain');
+  assert.deepEqual(seen, ['require function'], 'an import passes no hook');
+  imported.check();
+  assert.deepEqual(seen, ['require function', 'import']);
+  imported.stop();
+  assert.equal(Module._load, load);
+});
+
+test('splitAuthority: host and port as server.address and server.port', () => {
+  assert.deepEqual(splitAuthority('example.com:8443', 'https'), ['example.com', 8443]);
+  assert.deepEqual(splitAuthority('example.com', 'https'), ['example.com', 443]);
+  assert.deepEqual(splitAuthority('example.com', 'http'), ['example.com', 80]);
+  assert.deepEqual(splitAuthority('[::1]:8080', 'http'), ['::1', 8080]);
+  assert.deepEqual(splitAuthority('[::1]', 'https'), ['::1', 443]);
+  // node:http2 keeps a session's IPv6 authority without brackets.
+  assert.deepEqual(splitAuthority('::1:8080', 'http'), ['::1', 8080]);
+  assert.deepEqual(splitAuthority('host:99999', 'http'), ['host', 80]);
+  assert.deepEqual(splitAuthority(undefined, 'https'), ['', 443]);
+});
