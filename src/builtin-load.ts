@@ -1,15 +1,16 @@
 // Tells the agent when the app has loaded a builtin module that the agent
 // must not load itself because most apps never need it (node:http2 costs
 // 9 ms and 2.3 MiB on Node 20.20). A CommonJS require() is seen as it
-// happens, through one wrapper of Module._load that is removed once the module
-// is seen; the caller gets the module only after `onLoad` has run, so even
+// happens, through one wrapper of Module.prototype.require (not Module._load,
+// which also runs the main module: its stack traces would show the agent)
+// that is removed once the module is seen; the caller gets the module only after `onLoad` has run, so even
 // `const { connect } = require('node:http2')` gets what `onLoad` put there.
 // An ES module's `import` goes through no hook the agent can use on Node 20
 // (module.register hooks run on a thread of their own, too dear to start for
 // this), so process.moduleLoadList is read at the checkpoints the caller
 // picks.
-type Load = (this: unknown, request: string, parent: unknown, isMain: boolean) => unknown;
-const Module = require('node:module') as { _load: Load };
+type Require = (this: unknown, id: string) => unknown;
+const proto = (require('node:module') as { prototype: { require: Require } }).prototype;
 
 export interface BuiltinWatch {
   /** Looks at process.moduleLoadList now: for an ES module's `import`, which no hook sees. */
@@ -22,7 +23,7 @@ export function onBuiltinLoad(name: string, onLoad: (exports: unknown) => void):
   const entry = `NativeModule ${name}`;
   let seen = false;
   let scanned = 0;
-  const original = Module._load;
+  const original = proto.require;
 
   const found = (exports: unknown): void => {
     if (seen) return;
@@ -30,15 +31,15 @@ export function onBuiltinLoad(name: string, onLoad: (exports: unknown) => void):
     unwrap();
     onLoad(exports);
   };
-  const wrapper: Load = function (this: unknown, request) {
+  const wrapper: Require = function (this: unknown, id) {
     // eslint-disable-next-line prefer-rest-params
-    const exports = original.apply(this, arguments as unknown as Parameters<Load>);
-    if (!seen && (request === name || request === `node:${name}`)) found(exports);
+    const exports = original.apply(this, arguments as unknown as Parameters<Require>);
+    if (!seen && (id === name || id === `node:${name}`)) found(exports);
     return exports;
   };
   // Only if nothing wrapped it since; otherwise ours stays and passes every call through.
   const unwrap = (): void => {
-    if (Module._load === wrapper) Module._load = original;
+    if (proto.require === wrapper) proto.require = original;
   };
 
   const check = (): void => {
@@ -50,7 +51,7 @@ export function onBuiltinLoad(name: string, onLoad: (exports: unknown) => void):
     }
   };
   check();
-  if (!seen) Module._load = wrapper;
+  if (!seen) proto.require = wrapper;
   return {
     check,
     stop: () => {

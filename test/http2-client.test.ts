@@ -147,13 +147,13 @@ test('in process: attributes as recorded, a broken meter costs one warning and n
 
 test('onBuiltinLoad: seen at require() before the caller gets the module, or by check() after an import', async () => {
   const seen: string[] = [];
-  const Module = require('node:module') as { _load: unknown };
-  const load = Module._load;
+  const proto = (require('node:module') as { prototype: { require: unknown } }).prototype;
+  const load = proto.require;
   const required = onBuiltinLoad('trace_events', (exports) => seen.push(`require ${typeof (exports as { createTracing?: unknown }).createTracing}`));
-  assert.notEqual(Module._load, load);
+  assert.notEqual(proto.require, load);
   require('node:trace_events');
   assert.deepEqual(seen, ['require function']);
-  assert.equal(Module._load, load, 'the wrapper is gone once the module is seen');
+  assert.equal(proto.require, load, 'the wrapper is gone once the module is seen');
   required.stop();
 
   const imported = onBuiltinLoad('domain', () => seen.push('import'));
@@ -162,7 +162,7 @@ test('onBuiltinLoad: seen at require() before the caller gets the module, or by 
   imported.check();
   assert.deepEqual(seen, ['require function', 'import']);
   imported.stop();
-  assert.equal(Module._load, load);
+  assert.equal(proto.require, load);
 });
 
 test('splitAuthority: host and port as server.address and server.port', () => {
