@@ -1,14 +1,20 @@
 // Tells the agent when the app has loaded a builtin module that the agent
 // must not load itself because most apps never need it (node:http2 costs
-// 9 ms and 2.3 MiB on Node 20.20). A CommonJS require() is seen as it
-// happens, through one wrapper of Module.prototype.require (not Module._load,
-// which also runs the main module: its stack traces would show the agent)
-// that is removed once the module is seen; the caller gets the module only after `onLoad` has run, so even
-// `const { connect } = require('node:http2')` gets what `onLoad` put there.
-// An ES module's `import` goes through no hook the agent can use on Node 20
-// (module.register hooks run on a thread of their own, too dear to start for
-// this), so process.moduleLoadList is read at the checkpoints the caller
-// picks.
+// 9 ms and 2.3 MiB on Node 20.20).
+//
+// A CommonJS require() is seen as it happens, through one wrapper of
+// Module.prototype.require (not Module._load, which also runs the main module:
+// its stack traces would show the agent). The caller gets the module only
+// after `onLoad` has run, so even `const { connect } = require('node:http2')`
+// gets what `onLoad` put there. The wrapper is removed once the module is
+// seen, unless something wrapped it since (instrumentation-http's
+// require-in-the-middle does, one turn after start): then it stays, one
+// comparison per require.
+//
+// An ES module's `import` (and process.getBuiltinModule) goes through no hook
+// the agent can use on Node 20 (module.register hooks run on a thread of their
+// own, too dear to start for this), so process.moduleLoadList is read at the
+// checkpoints the caller picks.
 type Require = (this: unknown, id: string) => unknown;
 const proto = (require('node:module') as { prototype: { require: Require } }).prototype;
 
@@ -31,7 +37,8 @@ export function onBuiltinLoad(name: string, onLoad: (exports: unknown) => void):
     unwrap();
     onLoad(exports);
   };
-  const wrapper: Require = function (this: unknown, id) {
+  // Named so that a stack trace through it reads `Module.require`, as without it.
+  const wrapper: Require = function require(this: unknown, id) {
     // eslint-disable-next-line prefer-rest-params
     const exports = original.apply(this, arguments as unknown as Parameters<Require>);
     if (!seen && (id === name || id === `node:${name}`)) found(exports);

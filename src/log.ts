@@ -48,6 +48,15 @@ export function forgetWarnings(prefix: string): void {
   for (const key of said) if (key.startsWith(prefix)) said.delete(key);
 }
 
+/**
+ * A hook failed on a request it was measuring: one warning per hook and cause, saying that only the
+ * measurement was lost (`what`: "HTTP server metrics"; `outcome`: what became of the request).
+ */
+export function warnSkipped(what: string, err: unknown, outcome: 'was served' | 'went on'): void {
+  const cause = describeError(err);
+  warnOnce(`skipped:${what}:${cause}`, `${what} skipped a request: ${cause}; the request itself ${outcome}`);
+}
+
 export function describeError(err: unknown): string {
   if (err instanceof Error) return err.message || err.name;
   return String(err);

@@ -37,14 +37,25 @@ async function listen(server: http2.Http2Server | http2.Http2SecureServer): Prom
 
 let h2cPort = 0;
 let tlsPort = 0;
+let fetchPort = 0;
+let caFile = '';
 before(async () => {
   const { KEY_FILE, CERT_FILE } = selfSignedCert();
+  caFile = CERT_FILE;
+  const tls = { key: readFileSync(KEY_FILE), cert: readFileSync(CERT_FILE) };
   h2cPort = await listen(http2.createServer());
-  tlsPort = await listen(http2.createSecureServer({ key: readFileSync(KEY_FILE), cert: readFileSync(CERT_FILE) }));
+  tlsPort = await listen(http2.createSecureServer(tls));
+  // For fetch(): HTTP/2 where undici offers it (Node 26), HTTP/1.1 elsewhere.
+  const both = http2.createSecureServer({ ...tls, allowHTTP1: true }, (_req, res) => res.end('ok\n'));
+  both.listen(0, '127.0.0.1');
+  await once(both, 'listening');
+  both.unref();
+  fetchPort = (both.address() as { port: number }).port;
 });
 
 /** `scheme method address:port status error_type count` per HTTP/2 client series, once `requests` are counted. */
 async function clientSeries(script: string, preload: 'require' | 'import', requests: number, env: Record<string, string> = {}) {
+  env = { ...env, FETCH_URL: `https://127.0.0.1:${fetchPort}/`, NODE_EXTRA_CA_CERTS: caFile };
   const [metrics, dead] = [await freePort(), await freePort()];
   const app = startApp(join(FIXTURES, script), {
     preload,
@@ -66,27 +77,33 @@ async function clientSeries(script: string, preload: 'require' | 'import', reque
       .map((s) => `${s.labels.url_scheme} ${s.labels.http_request_method} ${s.labels.server_address}:${ports[s.labels.server_port!] ?? s.labels.server_port} ${s.labels.http_response_status_code ?? '-'} ${s.labels.error_type ?? '-'} ${s.value}`)
       .sort();
     assert.equal(series.reduce((n, s) => n + Number(s.split(' ').pop()), 0), requests, `${requests} requests in ${series.join('\n')}\n${app.stdout()}`);
-    return { series, text, stdout: app.stdout(), stderr: app.stderr() };
+    const fetched = samplesOf(pythonParse(text), 'http_client_request_duration_seconds_count')
+      .filter((s) => s.labels.server_port === String(fetchPort))
+      .map((s) => `${s.labels.http_response_status_code} ${s.labels.network_protocol_version ?? '-'} ${s.value}`);
+    return { series, fetched, text, stdout: app.stdout(), stderr: app.stderr() };
   } finally {
     app.kill();
   }
 }
 
 test('require(): every request once, with its status, its stream error, cancels and a refused connection', async () => {
-  const { series, text, stdout, stderr } = await clientSeries('http2-client-app.js', 'require', 11);
+  const { series, fetched, text, stdout, stderr } = await clientSeries('http2-client-app.js', 'require', 12);
   // What the app itself saw, so that the series below can be read against it.
-  assert.match(stdout, /GET \/reset 0 ERR_HTTP2_STREAM_ERROR\nGET \/hang 0 -\nGET \/half 200 -\nGET \/hang 0 ABORT_ERR\nGET \/ 0 ERR_HTTP2_STREAM_CANCEL\n/);
+  assert.match(stdout, /GET \/reset 0 ERR_HTTP2_STREAM_ERROR\nGET \/hang 0 -\nGET \/half 200 -\nGET \/hang 0 ABORT_ERR\nGET \/half 200 -\nGET \/ 0 ERR_HTTP2_STREAM_CANCEL\n/);
+  assert.match(stdout, /fetch 200\nfetch 200\n/);
   assert.deepEqual(series, [
     'http GET 127.0.0.1:dead - ECONNREFUSED 1',
     'http GET 127.0.0.1:h2c - AbortError 1',
     'http GET 127.0.0.1:h2c - ERR_HTTP2_STREAM_ERROR 1',
     'http GET 127.0.0.1:h2c - aborted 1',
     'http GET 127.0.0.1:h2c 200 - 3',
-    'http GET 127.0.0.1:h2c 200 aborted 1',
+    'http GET 127.0.0.1:h2c 200 aborted 2',
     'http POST 127.0.0.1:h2c 404 404 1',
     'https GET 127.0.0.1:tls 200 - 1',
     'https GET localhost:tls 200 - 1',
   ]);
+  // fetch()'s two requests, once each, by the fetch hook (no protocol version), whatever protocol undici chose.
+  assert.deepEqual(fetched, ['200 - 2']);
   assert.match(text, /# TYPE http_client_request_duration_seconds histogram/);
   assert.equal(promtoolCheck(text), '');
   assert.equal(stderr, '');
@@ -125,6 +142,8 @@ test('in process: attributes as recorded, a broken meter costs one warning and n
   const stderr = captureStderr();
   try {
     assert.notEqual(http2.connect, connect);
+    // What libraries may read off the function is the original's.
+    assert.deepEqual([http2.connect.name, http2.connect.length], [connect.name, connect.length]);
     await get1();
     assert.equal(records.length, 1);
     assert.ok(records[0]![0] > 0 && records[0]![0] < 5);

@@ -7,7 +7,7 @@
 // | http.client.request.duration   | histogram | s    | http.request.method, server.address, server.port, url.scheme, http.response.status_code, error.type |
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { Attributes, Histogram, Meter } from '@opentelemetry/api';
-import { describeError, warnOnce } from '../log';
+import { warnSkipped } from '../log';
 import { clientDuration, clientErrorType, configureKnownMethods, normalizeMethod } from './http-semconv';
 
 interface UndiciRequest {
@@ -36,7 +36,7 @@ export function enableFetchMetrics(meter: () => Meter): () => void {
       try {
         fn(message as T);
       } catch (err) {
-        warnOnce(`fetch:${describeError(err)}`, `fetch() metrics skipped a request: ${describeError(err)}; the request itself went on`);
+        warnSkipped('fetch() metrics', err, 'went on');
       }
     };
 

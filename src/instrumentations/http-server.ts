@@ -16,7 +16,7 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { MetricProducer } from '@opentelemetry/sdk-metrics';
-import { describeError, warnOnce } from '../log';
+import { warnSkipped } from '../log';
 import { exemplar } from './exemplar-filter';
 import { isOwnServer } from '../server';
 import { expressRoute } from './express-route';
@@ -98,7 +98,7 @@ export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void
       const current = socket._httpMessage;
       if (current != null && current !== response) queue(socket, queued, tracked);
     } catch (err) {
-      warnSkipped(err);
+      warnSkipped('HTTP server metrics', err, 'was served');
     }
   }
 
@@ -121,7 +121,7 @@ export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void
       for (const r of this[QUEUED]!) end(r, true);
       this[QUEUED] = [];
     } catch (err) {
-      warnSkipped(err);
+      warnSkipped('HTTP server metrics', err, 'was served');
     }
   }
 
@@ -143,7 +143,7 @@ export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void
     try {
       if (this[CELL] !== undefined) end(this, !this.writableEnded);
     } catch (err) {
-      warnSkipped(err);
+      warnSkipped('HTTP server metrics', err, 'was served');
     }
     return detachSocket.call(this, socket);
   };
@@ -157,8 +157,4 @@ export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void
     // Only if nothing wrapped it since; otherwise ours stays, ending only responses that had started.
     if (proto.detachSocket === detach) proto.detachSocket = detachSocket;
   };
-}
-
-function warnSkipped(err: unknown): void {
-  warnOnce(`http-server:${describeError(err)}`, `HTTP server metrics skipped a request: ${describeError(err)}; the request itself was served`);
 }

@@ -1,15 +1,18 @@
 // Outgoing HTTP/2 requests: streams opened with session.request() on a
-// session from node:http2's connect(), which is what @grpc/grpc-js and the
-// HTTP/2 modes of got and other clients use. instrumentation-http and undici's
-// channels see none of them, and Node 20 publishes nothing for them.
+// session from node:http2's connect(), which is what @grpc/grpc-js uses.
+// instrumentation-http does not see them, and Node 20 publishes nothing for
+// them. fetch() over HTTP/2 (undici's allowH2, the default on Node 26) is
+// fetch's: http-fetch.ts measures it, so its sessions are skipped here.
 //
 // node:http2 is not loaded for this. builtin-load.ts says when the app has
 // loaded it: at its require(), or, after an ES module's import, at the app's
-// next listen(); sessions that an ES module opens before it listens, or in an
-// app that never listens, are not measured. Then `connect` is wrapped until
-// it returns its first session, whose class's `request` is wrapped for good:
-// all sessions share that class, so from then on a session made by a
-// `connect` the app kept from before the wrap is measured too.
+// next listen(). Then `connect` on the module object is wrapped: the first
+// session it returns shows the session class, whose `request` is wrapped for
+// good, so every session is measured from then on, whichever `connect` made
+// it. Not syncBuiltinESMExports(), which would hand ES modules every change
+// made to any builtin's CommonJS exports: so an ES module's named import of
+// `connect` is not the wrapper, and its sessions are measured only once some
+// session came through the module object (the default import, require()).
 //
 // Metric table (OTel stable HTTP semantic conventions, the instrument of http-fetch.ts):
 // | OTel name                      | type      | unit | attributes |
@@ -17,16 +20,20 @@
 //
 // A request runs from request() to the stream's 'close', which comes once its
 // response has been read whole, or when it was cut off.
-import { syncBuiltinESMExports } from 'node:module';
 import { promisify } from 'node:util';
 import type { Attributes, Histogram, Meter } from '@opentelemetry/api';
 import { watchListen } from '../app-listen';
 import { onBuiltinLoad } from '../builtin-load';
-import { describeError, warnOnce } from '../log';
+import { warnSkipped } from '../log';
 import { clientDuration, clientErrorType, configureKnownMethods, normalizeMethod } from './http-semconv';
 
 const START = Symbol('promotel.start');
 const STATUS = Symbol('promotel.status');
+const ENDED = Symbol('promotel.ended');
+/** On a session undici made for fetch(). */
+const FETCH = Symbol('promotel.fetch');
+// Where undici runs: Node's bundled copy, or the npm package.
+const UNDICI_FRAME = /node:internal\/deps\/undici\/|[\\/]node_modules[\\/]undici[\\/]/;
 
 type Fn = (this: unknown, ...args: unknown[]) => unknown;
 interface Http2Module {
@@ -37,10 +44,16 @@ interface Stream {
   sentHeaders?: Record<string, unknown>;
   errored?: unknown;
   rstCode?: number;
-  readableEnded?: boolean;
+  destroyed?: boolean;
   on(event: string, listener: (this: Stream, ...args: never[]) => void): unknown;
   [START]?: number;
   [STATUS]?: number;
+  /** True when the response's end came from the server, false when Node ended it as it destroyed the stream. */
+  [ENDED]?: boolean;
+}
+interface Session {
+  encrypted?: boolean;
+  [FETCH]?: true;
 }
 
 /** `meter` is called at the first finished request, so that watching does not load the SDK. */
@@ -55,28 +68,34 @@ export function enableHttp2ClientMetrics(meter: () => Meter): () => void {
     if (Number.isInteger(status)) this[STATUS] = status;
   }
 
+  function onEnd(this: Stream): void {
+    // A stream destroyed mid-body ends too (Node pushes the end as it destroys it), but destroyed by then.
+    this[ENDED] = this.destroyed !== true;
+  }
+
   function onClose(this: Stream): void {
     try {
       const start = this[START];
       if (start === undefined || !active) return;
       this[START] = undefined;
       const headers = this.sentHeaders ?? {};
-      const scheme = headers[':scheme'] === 'http' ? 'http' : 'https';
-      const [address, port] = splitAuthority(headers[':authority'] ?? headers.host, scheme);
+      // CONNECT sends no :scheme (and an :authority with a port): no url.scheme then.
+      const scheme = headers[':scheme'] === 'http' || headers[':scheme'] === 'https' ? headers[':scheme'] : undefined;
+      const [address, port] = splitAuthority(headers[':authority'] ?? headers.host, scheme ?? 'https');
       const attributes: Attributes = {
         'http.request.method': normalizeMethod(typeof headers[':method'] === 'string' ? headers[':method'] : undefined),
         'server.address': address,
         'server.port': port,
-        'url.scheme': scheme,
-        'network.protocol.version': '2',
       };
+      if (scheme !== undefined) attributes['url.scheme'] = scheme;
+      attributes['network.protocol.version'] = '2';
       const status = this[STATUS] ?? 0;
       if (status) attributes['http.response.status_code'] = status;
       const errorType = streamErrorType(this, status);
       if (errorType) attributes['error.type'] = errorType;
       (duration ??= clientDuration(meter())).record((performance.now() - start) / 1000, attributes);
     } catch (err) {
-      warnSkipped(err);
+      warnSkipped('HTTP/2 client metrics', err, 'went on');
     }
   }
 
@@ -85,6 +104,7 @@ export function enableHttp2ClientMetrics(meter: () => Meter): () => void {
     if (typeof stream?.on !== 'function') return;
     stream[START] = performance.now();
     stream.on('response', onResponse);
+    stream.on('end', onEnd);
     stream.on('close', onClose);
   }
 
@@ -95,18 +115,18 @@ export function enableHttp2ClientMetrics(meter: () => Meter): () => void {
     const proto = Object.getPrototypeOf(session) as { request?: Fn } | null;
     if (proto === null || typeof proto.request !== 'function' || !Object.prototype.hasOwnProperty.call(proto, 'request')) return;
     const original = proto.request;
-    const wrapper: Fn = function (this: unknown) {
+    const wrapper = sameShape(function (this: unknown) {
       // eslint-disable-next-line prefer-rest-params
       const stream = original.apply(this, arguments as unknown as unknown[]);
-      if (active) {
+      if (active && (this as Session | undefined)?.[FETCH] !== true) {
         try {
           track(stream as Stream);
         } catch (err) {
-          warnSkipped(err);
+          warnSkipped('HTTP/2 client metrics', err, 'went on');
         }
       }
       return stream;
-    };
+    }, original);
     proto.request = wrapper;
     sessionClass = proto as { request: Fn };
     undo.push(() => {
@@ -114,37 +134,44 @@ export function enableHttp2ClientMetrics(meter: () => Meter): () => void {
     });
   }
 
+  /** Sees a session `connect` made: the session class, and whether undici made it for fetch(). */
+  function onSession(session: unknown, fromUndici: boolean): void {
+    try {
+      if (fromUndici && session !== null && typeof session === 'object') (session as Session)[FETCH] = true;
+      seeSession(session);
+    } catch (err) {
+      warnSkipped('HTTP/2 client metrics', err, 'went on');
+    }
+  }
+
   function wrapConnect(exports: unknown): void {
     const http2 = exports as Http2Module;
     const original = http2.connect;
     if (typeof original !== 'function') return;
     const custom = (original as unknown as Record<symbol, unknown>)[promisify.custom];
-    const wrapper: Fn = function (this: unknown) {
+    // Stays for good, to tell undici's sessions (a stack read per session, not per request).
+    const wrapper = sameShape(function (this: unknown) {
+      const fromUndici = calledFromUndici();
       // eslint-disable-next-line prefer-rest-params
       const session = original.apply(this, arguments as unknown as unknown[]);
-      try {
-        seeSession(session);
-      } catch (err) {
-        warnSkipped(err);
-      }
+      onSession(session, fromUndici);
       return session;
-    };
+    }, original);
     // util.promisify(connect) resolves with the session once it is connected.
     if (typeof custom === 'function') {
       Object.defineProperty(wrapper, promisify.custom, {
-        value: (...args: unknown[]) =>
-          (custom as (...a: unknown[]) => Promise<unknown>)(...args).then((session) => {
-            seeSession(session);
+        value: (...args: unknown[]) => {
+          const fromUndici = calledFromUndici();
+          return (custom as (...a: unknown[]) => Promise<unknown>)(...args).then((session) => {
+            onSession(session, fromUndici);
             return session;
-          }),
+          });
+        },
       });
     }
     http2.connect = wrapper;
-    syncEsm();
     undo.push(() => {
-      if (http2.connect !== wrapper) return;
-      http2.connect = original;
-      syncEsm();
+      if (http2.connect === wrapper) http2.connect = original;
     });
   }
 
@@ -152,7 +179,7 @@ export function enableHttp2ClientMetrics(meter: () => Meter): () => void {
     try {
       wrapConnect(exports);
     } catch (err) {
-      warnSkipped(err);
+      warnSkipped('HTTP/2 client metrics', err, 'went on');
     }
   });
   // Where an ES module's import shows: as the app starts listening. Not at the next turn of the event
@@ -174,7 +201,7 @@ export function enableHttp2ClientMetrics(meter: () => Meter): () => void {
 function streamErrorType(stream: Stream, status: number): string {
   const err = stream.errored as { code?: unknown; cause?: unknown } | null | undefined;
   if (err != null) return clientErrorType(err.code === 'ERR_HTTP2_STREAM_CANCEL' && err.cause != null ? err.cause : err);
-  if (status === 0 || stream.readableEnded === false || (stream.rstCode ?? 0) !== 0) return 'aborted';
+  if (status === 0 || stream[ENDED] !== true || (stream.rstCode ?? 0) !== 0) return 'aborted';
   return status >= 400 ? String(status) : '';
 }
 
@@ -199,11 +226,20 @@ export function splitAuthority(authority: unknown, scheme: string): [string, num
   return [host, port !== '' && Number.isInteger(n) && n >= 0 && n <= 65535 ? n : fallback];
 }
 
-function syncEsm(): void {
-  // So that `import { connect } from 'node:http2'` sees the same function as require() does.
-  syncBuiltinESMExports();
+/** `wrapper` with `original`'s name and length, which libraries may read. */
+function sameShape<T extends Fn>(wrapper: T, original: Fn): T {
+  Object.defineProperty(wrapper, 'name', { value: original.name, configurable: true });
+  Object.defineProperty(wrapper, 'length', { value: original.length, configurable: true });
+  return wrapper;
 }
 
-function warnSkipped(err: unknown): void {
-  warnOnce(`http2-client:${describeError(err)}`, `HTTP/2 client metrics skipped a request: ${describeError(err)}; the request itself went on`);
+function calledFromUndici(): boolean {
+  const limit = Error.stackTraceLimit;
+  // connect's caller is the frame that matters; a few more for a wrapper between them.
+  Error.stackTraceLimit = 6;
+  try {
+    return UNDICI_FRAME.test(new Error().stack ?? '');
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
 }

@@ -19,7 +19,7 @@
 // 'close', which comes for a complete response and for one cut off alike;
 // `stream.aborted` tells the two apart.
 import { watchListen } from '../app-listen';
-import { describeError, warnOnce } from '../log';
+import { warnSkipped } from '../log';
 import { exemplar } from './exemplar-filter';
 import { clockSeconds, recordDuration, type ActiveCell, type HttpServerStore } from './http-server-store';
 
@@ -83,7 +83,7 @@ export function watchHttp2Servers(store: HttpServerStore): () => void {
       }
       recordDuration(target, seconds, exemplar(seconds));
     } catch (err) {
-      warnSkipped(err);
+      warnSkipped('HTTP/2 server metrics', err, 'was served');
     }
   }
 
@@ -95,7 +95,7 @@ export function watchHttp2Servers(store: HttpServerStore): () => void {
         try {
           onStream(arguments[1] as Stream, arguments[2] as Record<string, unknown> | undefined);
         } catch (err) {
-          warnSkipped(err);
+          warnSkipped('HTTP/2 server metrics', err, 'was served');
         }
       }
       // eslint-disable-next-line prefer-rest-params
@@ -110,7 +110,7 @@ export function watchHttp2Servers(store: HttpServerStore): () => void {
       const proto = http2Prototype(message.server);
       if (proto !== undefined && !wrapped.has(proto)) wrap(proto);
     } catch (err) {
-      warnSkipped(err);
+      warnSkipped('HTTP/2 server metrics', err, 'was served');
     }
   });
   return () => {
@@ -123,8 +123,4 @@ export function watchHttp2Servers(store: HttpServerStore): () => void {
       else delete (proto as Partial<Prototype>).emit;
     }
   };
-}
-
-function warnSkipped(err: unknown): void {
-  warnOnce(`http2-server:${describeError(err)}`, `HTTP/2 server metrics skipped a request: ${describeError(err)}; the request itself was served`);
 }
