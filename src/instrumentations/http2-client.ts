@@ -52,7 +52,6 @@ interface Stream {
   [ENDED]?: boolean;
 }
 interface Session {
-  encrypted?: boolean;
   [FETCH]?: true;
 }
 
@@ -109,9 +108,9 @@ export function enableHttp2ClientMetrics(meter: () => Meter): () => void {
   }
 
   /** Wraps `request` on the class of a session that node:http2's `connect` returned, once. */
-  let sessionClass: { request: Fn } | undefined;
+  let classWrapped = false;
   function seeSession(session: unknown): void {
-    if (sessionClass !== undefined || session === null || typeof session !== 'object') return;
+    if (classWrapped || session === null || typeof session !== 'object') return;
     const proto = Object.getPrototypeOf(session) as { request?: Fn } | null;
     if (proto === null || typeof proto.request !== 'function' || !Object.prototype.hasOwnProperty.call(proto, 'request')) return;
     const original = proto.request;
@@ -128,7 +127,7 @@ export function enableHttp2ClientMetrics(meter: () => Meter): () => void {
       return stream;
     }, original);
     proto.request = wrapper;
-    sessionClass = proto as { request: Fn };
+    classWrapped = true;
     undo.push(() => {
       if (proto.request === wrapper) proto.request = original;
     });
@@ -233,13 +232,18 @@ function sameShape<T extends Fn>(wrapper: T, original: Fn): T {
   return wrapper;
 }
 
+/** Whether undici is among the callers. Read as call sites, so that an app's Error.prepareStackTrace (source maps) is not run. */
 function calledFromUndici(): boolean {
   const limit = Error.stackTraceLimit;
+  const prepare = Error.prepareStackTrace;
   // connect's caller is the frame that matters; a few more for a wrapper between them.
   Error.stackTraceLimit = 6;
+  Error.prepareStackTrace = (_error, sites) => sites;
   try {
-    return UNDICI_FRAME.test(new Error().stack ?? '');
+    const sites = new Error().stack as unknown as NodeJS.CallSite[];
+    return Array.isArray(sites) && sites.some((site) => UNDICI_FRAME.test(site.getFileName() ?? ''));
   } finally {
     Error.stackTraceLimit = limit;
+    Error.prepareStackTrace = prepare;
   }
 }
