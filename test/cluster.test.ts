@@ -29,6 +29,11 @@ function served(families: Family[]): number {
   return samplesOf(families, 'http_server_request_duration_seconds_count').reduce((a, s) => a + s.value, 0);
 }
 
+/** Each duration series' labels and count, for a failure message. */
+function servedBy(families: Family[]): string {
+  return samplesOf(families, 'http_server_request_duration_seconds_count').map((s) => `${JSON.stringify(s.labels)} ${s.value}`).join(', ');
+}
+
 test('3 workers behind one port: the scraped count is exactly N, and never goes down when a worker is killed', async () => {
   const [appPort, metricsPort] = [await freePort(), await freePort()];
   const app = startApp(APP, { env: { PORT: String(appPort), WORKERS: '3', PROMOTEL_CLUSTER_PUSH_INTERVAL: '100', OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' } });
@@ -42,7 +47,9 @@ test('3 workers behind one port: the scraped count is exactly N, and never goes 
 
     let families = await eventually(async () => {
       const f = await scrape();
-      return served(f) === N ? f : undefined;
+      // Thrown, not returned: a timeout then says what was last served.
+      if (served(f) !== N) throw new Error(`served ${served(f)} of ${N}: ${servedBy(f)}; stdout: ${app.stdout()} stderr: ${app.stderr()}`);
+      return f;
     }, 10_000);
     // Gauges are per process: the primary and each worker.
     const workers = samplesOf(families, 'process_memory_usage_bytes').map((s) => s.labels.worker).sort();
@@ -71,7 +78,8 @@ test('3 workers behind one port: the scraped count is exactly N, and never goes 
     for (let i = 0; i < M; i++) await hit(appPort);
     families = await eventually(async () => {
       const f = await scrape();
-      return served(f) === N + M ? f : undefined;
+      if (served(f) !== N + M) throw new Error(`served ${served(f)} of ${N + M}: ${servedBy(f)}; stdout: ${app.stdout()} stderr: ${app.stderr()}`);
+      return f;
     }, 10_000);
     // The dead worker's gauges are gone, its replacement's are there.
     assert.deepEqual(samplesOf(families, 'process_memory_usage_bytes').map((s) => s.labels.worker).sort(), ['1', '3', '4', 'primary']);
