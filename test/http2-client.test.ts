@@ -164,6 +164,22 @@ test('in process: attributes as recorded, a broken meter costs one warning and n
   }
 });
 
+test('in process: a connect that cannot be replaced costs one warning, and node:http2 stays as it was', async () => {
+  const connect = http2.connect;
+  const exports = require('node:http2') as typeof http2;
+  Object.defineProperty(exports, 'connect', { value: connect, writable: false, configurable: true, enumerable: true });
+  const stderr = captureStderr();
+  const stop = enableHttp2ClientMetrics(() => assert.fail('no request is made'));
+  try {
+    assert.equal(exports.connect, connect);
+    assert.deepEqual(stderr.lines.filter((l) => l.includes('HTTP/2 client metrics could not start')).length, 1, stderr.lines.join(''));
+  } finally {
+    stop();
+    stderr.restore();
+    Object.defineProperty(exports, 'connect', { value: connect, writable: true, configurable: true, enumerable: true });
+  }
+});
+
 test('onBuiltinLoad: seen at require() before the caller gets the module, or by check() after an import', async () => {
   const seen: string[] = [];
   const proto = (require('node:module') as { prototype: { require: unknown } }).prototype;

@@ -24,7 +24,7 @@ import { promisify } from 'node:util';
 import type { Attributes, Histogram, Meter } from '@opentelemetry/api';
 import { watchListen } from '../app-listen';
 import { onBuiltinLoad } from '../builtin-load';
-import { warnSkipped } from '../log';
+import { describeError, warnOnce, warnSkipped } from '../log';
 import { clientDuration, clientErrorType, configureKnownMethods, normalizeMethod } from './http-semconv';
 
 const START = Symbol('promotel.start');
@@ -178,12 +178,19 @@ export function enableHttp2ClientMetrics(meter: () => Meter): () => void {
     try {
       wrapConnect(exports);
     } catch (err) {
-      warnSkipped('HTTP/2 client metrics', err, 'went on');
+      couldNotStart(err);
     }
   });
   // Where an ES module's import shows: as the app starts listening. Not at the next turn of the event
   // loop, which comes before an ES-module app has even been linked.
-  const stopListen = watchListen(() => watch.check());
+  const stopListen = watchListen(() => {
+    // On Node 20.16+ this runs as a diagnostics_channel subscriber, where a throw would crash the app.
+    try {
+      watch.check();
+    } catch (err) {
+      couldNotStart(err);
+    }
+  });
   return () => {
     active = false;
     stopListen();
@@ -223,6 +230,10 @@ export function splitAuthority(authority: unknown, scheme: string): [string, num
   }
   const n = Number(port);
   return [host, port !== '' && Number.isInteger(n) && n >= 0 && n <= 65535 ? n : fallback];
+}
+
+function couldNotStart(err: unknown): void {
+  warnOnce(`http2-client:${describeError(err)}`, `HTTP/2 client metrics could not start: ${describeError(err)}; HTTP/2 requests go unmeasured, the app is unaffected`);
 }
 
 /** `wrapper` with `original`'s name and length, which libraries may read. */
