@@ -55,7 +55,6 @@ before(async () => {
 
 /** `scheme method address:port status error_type count` per HTTP/2 client series, once `requests` are counted. */
 async function clientSeries(script: string, preload: 'require' | 'import', requests: number, env: Record<string, string> = {}) {
-  env = { ...env, FETCH_URL: `https://127.0.0.1:${fetchPort}/`, NODE_EXTRA_CA_CERTS: caFile };
   const [metrics, dead] = [await freePort(), await freePort()];
   const app = startApp(join(FIXTURES, script), {
     preload,
@@ -64,6 +63,8 @@ async function clientSeries(script: string, preload: 'require' | 'import', reque
       H2C_URL: `http://127.0.0.1:${h2cPort}`,
       TLS_URL: `https://127.0.0.1:${tlsPort}`,
       DEAD_URL: `http://127.0.0.1:${dead}`,
+      FETCH_URL: `https://127.0.0.1:${fetchPort}/`,
+      NODE_EXTRA_CA_CERTS: caFile,
       OTEL_EXPORTER_PROMETHEUS_PORT: String(metrics),
       OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1',
     },
@@ -72,12 +73,13 @@ async function clientSeries(script: string, preload: 'require' | 'import', reque
     await app.waitFor(/done|failed/, 15_000);
     const ports: Record<string, string> = { [h2cPort]: 'h2c', [tlsPort]: 'tls', [dead]: 'dead' };
     const text = (await get(`http://127.0.0.1:${metrics}/metrics`)).body;
-    const series = samplesOf(pythonParse(text), 'http_client_request_duration_seconds_count')
+    const counts = samplesOf(pythonParse(text), 'http_client_request_duration_seconds_count');
+    const series = counts
       .filter((s) => s.labels.network_protocol_version === '2')
       .map((s) => `${s.labels.url_scheme} ${s.labels.http_request_method} ${s.labels.server_address}:${ports[s.labels.server_port!] ?? s.labels.server_port} ${s.labels.http_response_status_code ?? '-'} ${s.labels.error_type ?? '-'} ${s.value}`)
       .sort();
     assert.equal(series.reduce((n, s) => n + Number(s.split(' ').pop()), 0), requests, `${requests} requests in ${series.join('\n')}\n${app.stdout()}`);
-    const fetched = samplesOf(pythonParse(text), 'http_client_request_duration_seconds_count')
+    const fetched = counts
       .filter((s) => s.labels.server_port === String(fetchPort))
       .map((s) => `${s.labels.http_response_status_code} ${s.labels.network_protocol_version ?? '-'} ${s.value}`);
     return { series, fetched, text, stdout: app.stdout(), stderr: app.stderr() };
@@ -116,18 +118,9 @@ test('an ES module importing node:http2 is measured from when it starts listenin
 });
 
 test('PROMOTEL_HTTP_METRICS=false: no HTTP/2 client series, and the app runs the same', async () => {
-  const [metrics, dead] = [await freePort(), await freePort()];
-  const app = startApp(join(FIXTURES, 'http2-client-app.js'), {
-    env: { PROMOTEL_HTTP_METRICS: 'false', H2C_URL: `http://127.0.0.1:${h2cPort}`, TLS_URL: `https://127.0.0.1:${tlsPort}`, DEAD_URL: `http://127.0.0.1:${dead}`, OTEL_EXPORTER_PROMETHEUS_PORT: String(metrics), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' },
-  });
-  try {
-    await app.waitFor(/done|failed/, 15_000);
-    assert.match(app.stdout(), /GET \/ok 200 -\nGET \/ok 200 -\nGET \/ok 200 -\nPOST \/missing 404 -/);
-    const text = (await get(`http://127.0.0.1:${metrics}/metrics`)).body;
-    assert.doesNotMatch(text, /http_client_request_duration/);
-  } finally {
-    app.kill();
-  }
+  const { text, stdout } = await clientSeries('http2-client-app.js', 'require', 0, { PROMOTEL_HTTP_METRICS: 'false' });
+  assert.match(stdout, /GET \/ok 200 -\nGET \/ok 200 -\nGET \/ok 200 -\nPOST \/missing 404 -/);
+  assert.doesNotMatch(text, /http_client_request_duration/);
 });
 
 test('in process: attributes as recorded, a broken meter costs one warning and no request, stop() unwraps', async () => {

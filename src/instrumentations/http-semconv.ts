@@ -1,5 +1,5 @@
-// The pieces of the stable HTTP semantic conventions that both server hooks
-// and the client hook share, so that every path yields the same attributes.
+// The pieces of the stable HTTP semantic conventions that the server hooks
+// and the client hooks share, so that every path yields the same attributes.
 import type { Histogram, Meter } from '@opentelemetry/api';
 import { warn } from '../log';
 
