@@ -11,12 +11,36 @@
 // require-in-the-middle does, one turn after start): then it stays, one
 // comparison per require.
 //
-// An ES module's `import` (and process.getBuiltinModule) goes through no hook
-// the agent can use on Node 20 (module.register hooks run on a thread of their
-// own, too dear to start for this), so process.moduleLoadList is read at the
-// checkpoints the caller picks.
+// An ES module's `import` passes no such wrapper. Where Node has
+// module.registerHooks (22.15+, 23.5+) and the caller asks for it (an app
+// whose entry is an ES module, see `entryIsModule`), one resolve hook sees
+// every require() and import instead, before the app gets the module: a named
+// import (`import { connect } from 'node:http2'`) is bound to what `onLoad`
+// put there, since Node builds a builtin's ES-module view when it is first
+// imported, after resolving it. Not for CommonJS apps: any resolve hook makes
+// every require() slower (a pass-through hook: +21 ms over the 513 modules of
+// auto-instrumentations-node and grpc-js on Node 24.22.3; an ES-module app
+// importing the same: +2 ms), and the wrapper sees their require()s anyway.
+// The hook deregisters once it has seen the module. On Node 20 the only sync
+// hooks run on a thread of their own (module.register), too dear for this.
+//
+// Neither sees process.getBuiltinModule(), an import on Node 20, nor a load
+// before the agent's own (an earlier --import), so process.moduleLoadList is
+// also read at the checkpoints the caller picks.
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
 type Require = (this: unknown, id: string) => unknown;
-const proto = (require('node:module') as { prototype: { require: Require } }).prototype;
+interface ResolveResult {
+  url?: string;
+}
+type Resolve = (specifier: string, context: object, next: (specifier: string, context: object) => ResolveResult) => ResolveResult;
+interface ModuleApi {
+  prototype: { require: Require };
+  registerHooks?: (hooks: { resolve: Resolve }) => { deregister(): void };
+}
+const Module = require('node:module') as ModuleApi;
+const proto = Module.prototype;
 
 export interface BuiltinWatch {
   /** Looks at process.moduleLoadList now: for an ES module's `import`, which no hook sees. */
@@ -24,9 +48,14 @@ export interface BuiltinWatch {
   stop(): void;
 }
 
-/** Calls `onLoad(exports)` once, as soon as the app has loaded node:`name`. */
-export function onBuiltinLoad(name: string, onLoad: (exports: unknown) => void): BuiltinWatch {
+/**
+ * Calls `onLoad(exports)` once, as soon as the app has loaded node:`name`. `onLoad` must not throw:
+ * it runs inside the app's require() or import. `resolveHooks`: a resolve hook where Node has
+ * module.registerHooks, instead of the require wrapper.
+ */
+export function onBuiltinLoad(name: string, onLoad: (exports: unknown) => void, options: { resolveHooks: boolean }): BuiltinWatch {
   const entry = `NativeModule ${name}`;
+  const url = `node:${name}`;
   let seen = false;
   let scanned = 0;
   const original = proto.require;
@@ -41,12 +70,30 @@ export function onBuiltinLoad(name: string, onLoad: (exports: unknown) => void):
   const wrapper: Require = function require(this: unknown, id) {
     // eslint-disable-next-line prefer-rest-params
     const exports = original.apply(this, arguments as unknown as Parameters<Require>);
-    if (!seen && (id === name || id === `node:${name}`)) found(exports);
+    if (!seen && (id === name || id === url)) found(exports);
     return exports;
   };
+  let hooks: { deregister(): void } | undefined;
   // Only if nothing wrapped it since; otherwise ours stays and passes every call through.
   const unwrap = (): void => {
+    hooks?.deregister();
+    hooks = undefined;
     if (proto.require === wrapper) proto.require = original;
+  };
+  let resolving = false;
+  // Only looks at what resolved: the app's resolution is whatever the next hook (or Node) says.
+  const resolve: Resolve = (specifier, context, next) => {
+    const result = next(specifier, context);
+    if (!seen && !resolving && result?.url === url) {
+      // require() resolves through this hook again.
+      resolving = true;
+      try {
+        found(require(url));
+      } finally {
+        resolving = false;
+      }
+    }
+    return result;
   };
 
   const check = (): void => {
@@ -54,11 +101,20 @@ export function onBuiltinLoad(name: string, onLoad: (exports: unknown) => void):
     const list = (process as unknown as { moduleLoadList: readonly string[] }).moduleLoadList;
     // The list only grows: each check reads only what was added since the last.
     for (; scanned < list.length; scanned++) {
-      if (list[scanned] === entry) return found(require(`node:${name}`));
+      if (list[scanned] === entry) return found(require(url));
     }
   };
   check();
-  if (!seen) proto.require = wrapper;
+  if (!seen) {
+    if (options.resolveHooks && typeof Module.registerHooks === 'function') {
+      try {
+        hooks = Module.registerHooks({ resolve });
+      } catch {
+        // A Node whose hooks refuse this one: the require wrapper sees as much as on Node 20.
+      }
+    }
+    if (hooks === undefined) proto.require = wrapper;
+  }
   return {
     check,
     stop: () => {
@@ -66,4 +122,32 @@ export function onBuiltinLoad(name: string, onLoad: (exports: unknown) => void):
       unwrap();
     },
   };
+}
+
+/**
+ * Whether the app's entry script is an ES module, as Node decides by its name: .mjs and .mts are,
+ * .cjs and .cts are not, and any other file is one if the nearest package.json says
+ * `"type": "module"`. A .js file that Node 22+ finds to be an ES module only by its syntax is not
+ * told apart (false), nor is an entry that is not a file (`-e`, stdin).
+ */
+export function entryIsModule(main: string | undefined = process.argv[1]): boolean {
+  if (!main) return false;
+  if (/\.m[jt]s$/.test(main)) return true;
+  if (/\.c[jt]s$/.test(main)) return false;
+  for (let dir = dirname(main); ; dir = dirname(dir)) {
+    let text: string | undefined;
+    try {
+      text = readFileSync(join(dir, 'package.json'), 'utf8');
+    } catch {
+      // none here (or unreadable): Node looks further up too
+    }
+    if (text !== undefined) {
+      try {
+        return (JSON.parse(text) as { type?: unknown }).type === 'module';
+      } catch {
+        return false;
+      }
+    }
+    if (dirname(dir) === dir) return false;
+  }
 }

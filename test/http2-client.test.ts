@@ -5,12 +5,13 @@
 // The servers here are the test's; the apps are real processes with the agent.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import * as http2 from 'node:http2';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import type { Attributes, Meter } from '@opentelemetry/api';
-import { onBuiltinLoad } from '../src/builtin-load';
+import { entryIsModule, onBuiltinLoad } from '../src/builtin-load';
 import { enableHttp2ClientMetrics, splitAuthority } from '../src/instrumentations/http2-client';
 import { FIXTURES, captureStderr, freePort, get, promtoolCheck, pythonParse, samplesOf, selfSignedCert, startApp } from './helpers';
 
@@ -111,9 +112,14 @@ test('require(): every request once, with its status, its stream error, cancels 
   assert.equal(stderr, '');
 });
 
-test('an ES module importing node:http2 is measured from when it starts listening', async () => {
-  const { series, stderr } = await clientSeries('http2-client-app.mjs', 'import', 2);
-  assert.deepEqual(series, ['http GET 127.0.0.1:h2c 200 - 2']);
+// module.registerHooks: Node 22.15+ and 23.5+. Without it, an ES module's import passes no hook.
+const resolveHooks = typeof (require('node:module') as { registerHooks?: unknown }).registerHooks === 'function';
+
+test('an ES module importing node:http2: from its import where Node has resolve hooks, else from when it listens', async () => {
+  const { series, stderr } = await clientSeries('http2-client-app.mjs', 'import', resolveHooks ? 3 : 2);
+  // The named import's request before listen(), then the default import's two after.
+  const early = resolveHooks ? ['http GET 127.0.0.1:h2c 404 404 1'] : [];
+  assert.deepEqual(series, ['http GET 127.0.0.1:h2c 200 - 2', ...early]);
   assert.equal(stderr, '');
 });
 
@@ -173,24 +179,79 @@ test('in process: a connect that cannot be replaced costs one warning, and node:
   }
 });
 
-test('onBuiltinLoad: seen at require() before the caller gets the module, or by check() after an import', async () => {
+test('onBuiltinLoad, Node 20 route: seen at require() before the caller gets the module, or by check() after an import', async () => {
   const seen: string[] = [];
   const proto = (require('node:module') as { prototype: { require: unknown } }).prototype;
   const load = proto.require;
-  const required = onBuiltinLoad('trace_events', (exports) => seen.push(`require ${typeof (exports as { createTracing?: unknown }).createTracing}`));
+  const required = onBuiltinLoad('trace_events', (exports) => seen.push(`require ${typeof (exports as { createTracing?: unknown }).createTracing}`), { resolveHooks: false });
   assert.notEqual(proto.require, load);
   require('node:trace_events');
   assert.deepEqual(seen, ['require function']);
   assert.equal(proto.require, load, 'the wrapper is gone once the module is seen');
   required.stop();
 
-  const imported = onBuiltinLoad('domain', () => seen.push('import'));
+  const imported = onBuiltinLoad('domain', () => seen.push('import'), { resolveHooks: false });
   await import('node:domain');
   assert.deepEqual(seen, ['require function'], 'an import passes no hook');
   imported.check();
   assert.deepEqual(seen, ['require function', 'import']);
   imported.stop();
   assert.equal(proto.require, load);
+});
+
+test('onBuiltinLoad, resolve-hook route: an import is seen before its named bindings exist, a require before it returns', { skip: !resolveHooks && 'no module.registerHooks on this Node' }, async () => {
+  const loaded = (process as unknown as { moduleLoadList: string[] }).moduleLoadList;
+  // Two builtins this process has not loaded (the test runner loads some, by version).
+  const [forImport, forRequire] = ['dgram', 'readline', 'cluster', 'repl', 'inspector'].filter((m) => !loaded.includes(`NativeModule ${m}`));
+  assert.ok(forImport && forRequire, 'the test needs two builtins not loaded yet');
+  const proto = (require('node:module') as { prototype: { require: unknown } }).prototype;
+  const load = proto.require;
+  type Exports = Record<string, unknown>;
+  const wrapped = (): string => 'wrapped';
+  const swap = { exports: {} as Exports, key: '', original: undefined as unknown };
+  const imported = onBuiltinLoad(
+    forImport,
+    (exports) => {
+    swap.exports = exports as Exports;
+    swap.key = Object.keys(swap.exports).find((k) => typeof swap.exports[k] === 'function')!;
+    swap.original = swap.exports[swap.key];
+      swap.exports[swap.key] = wrapped;
+    },
+    { resolveHooks: true },
+  );
+  assert.equal(proto.require, load, 'no require wrapper where resolve hooks exist');
+  const namespace = (await import(`node:${forImport}`)) as Exports;
+  swap.exports[swap.key] = swap.original;
+  assert.equal(namespace[swap.key], wrapped, `the named export ${swap.key} of node:${forImport} is what onLoad put there`);
+  imported.stop();
+
+  const seen: string[] = [];
+  const required = onBuiltinLoad(forRequire, (exports) => seen.push(typeof exports), { resolveHooks: true });
+  require(`node:${forRequire}`);
+  require(`node:${forRequire}`);
+  assert.deepEqual(seen, ['object'], 'once, before require() returned');
+  required.stop();
+});
+
+test('entryIsModule: by extension, else by the nearest package.json, as Node decides', () => {
+  const root = mkdtempSync(join(tmpdir(), 'promotel-entry-'));
+  try {
+    mkdirSync(join(root, 'esm', 'cjs-inside'), { recursive: true });
+    writeFileSync(join(root, 'esm', 'package.json'), '{"type":"module"}');
+    writeFileSync(join(root, 'esm', 'cjs-inside', 'package.json'), '{"name":"no-type"}');
+    assert.equal(entryIsModule(join(root, 'esm', 'app.js')), true);
+    assert.equal(entryIsModule(join(root, 'esm', 'app.ts')), true);
+    assert.equal(entryIsModule(join(root, 'esm', 'app.cjs')), false);
+    assert.equal(entryIsModule(join(root, 'esm', 'cjs-inside', 'app.js')), false, 'the nearest package.json decides');
+    assert.equal(entryIsModule(join(root, 'app.mjs')), true);
+    assert.equal(entryIsModule(join(root, 'app.mts')), true);
+    assert.equal(entryIsModule('/app.js'), false, 'no package.json up to the root');
+    assert.equal(entryIsModule(undefined), false);
+    writeFileSync(join(root, 'esm', 'package.json'), '{"type":');
+    assert.equal(entryIsModule(join(root, 'esm', 'app.js')), false, 'a package.json that does not parse (Node refuses to run the app)');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 });
 
 test('splitAuthority: host and port as server.address and server.port', () => {

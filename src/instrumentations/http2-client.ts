@@ -5,14 +5,16 @@
 // fetch's: http-fetch.ts measures it, so its sessions are skipped here.
 //
 // node:http2 is not loaded for this. builtin-load.ts says when the app has
-// loaded it: at its require(), or, after an ES module's import, at the app's
-// next listen(). Then `connect` on the module object is wrapped: the first
+// loaded it: at its require(); for an app whose entry is an ES module, as an
+// import resolves it (Node 22.15+); otherwise after an ES module's import, at
+// the app's next listen(). Then `connect` on the module object is wrapped: the first
 // session it returns shows the session class, whose `request` is wrapped for
 // good, so every session is measured from then on, whichever `connect` made
 // it. Not syncBuiltinESMExports(), which would hand ES modules every change
-// made to any builtin's CommonJS exports: so an ES module's named import of
-// `connect` is not the wrapper, and its sessions are measured only once some
-// session came through the module object (the default import, require()).
+// made to any builtin's CommonJS exports: so without the resolve hook an ES module's
+// named import of `connect` is not the wrapper, and its sessions are measured
+// only once some session came through the module object (the default import,
+// require()).
 //
 // Metric table (OTel stable HTTP semantic conventions, the instrument of http-fetch.ts):
 // | OTel name                      | type      | unit | attributes |
@@ -23,7 +25,7 @@
 import { promisify } from 'node:util';
 import type { Attributes, Histogram, Meter } from '@opentelemetry/api';
 import { watchListen } from '../app-listen';
-import { onBuiltinLoad } from '../builtin-load';
+import { entryIsModule, onBuiltinLoad } from '../builtin-load';
 import { describeError, warnOnce, warnSkipped } from '../log';
 import { clientDuration, clientErrorType, configureKnownMethods, normalizeMethod } from './http-semconv';
 
@@ -174,13 +176,17 @@ export function enableHttp2ClientMetrics(meter: () => Meter): () => void {
     });
   }
 
-  const watch = onBuiltinLoad('http2', (exports) => {
-    try {
-      wrapConnect(exports);
-    } catch (err) {
-      couldNotStart(err);
-    }
-  });
+  const watch = onBuiltinLoad(
+    'http2',
+    (exports) => {
+      try {
+        wrapConnect(exports);
+      } catch (err) {
+        couldNotStart(err);
+      }
+    },
+    { resolveHooks: entryIsModule() },
+  );
   // Where an ES module's import shows: as the app starts listening. Not at the next turn of the event
   // loop, which comes before an ES-module app has even been linked.
   const stopListen = watchListen(() => {
