@@ -144,7 +144,7 @@ test('a client that hangs up before the response: active_requests returns to 0 a
   }
 });
 
-test('fetch(): outgoing requests are measured with status, error.type, and the refused one by its error code', async () => {
+test('fetch(): outgoing requests are measured with status, error.type, the refused one by its error code, a cancelled body as AbortError', async () => {
   const [appPort, metricsPort, deadPort] = [await freePort(), await freePort(), await freePort()];
   const app = startApp(join(FIXTURES, 'fetch-app.js'), {
     env: { PORT: String(appPort), DEAD_PORT: String(deadPort), OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' },
@@ -154,7 +154,7 @@ test('fetch(): outgoing requests are measured with status, error.type, and the r
     const families = pythonParse((await get(`http://127.0.0.1:${metricsPort}/metrics`)).body);
     const client = families.flatMap((f) => f.samples).filter((s) => s.name === 'http_client_request_duration_seconds_count');
     const seen = client.map((s) => `${s.labels.server_port} ${s.labels.http_response_status_code ?? '-'} ${s.labels.error_type ?? '-'} ${s.labels.url_scheme} ${s.value}`).sort();
-    assert.deepEqual(seen, [`${appPort} 200 - http 1`, `${appPort} 404 404 http 1`, `${deadPort} - ECONNREFUSED http 1`].sort());
+    assert.deepEqual(seen, [`${appPort} 200 - http 1`, `${appPort} 200 AbortError http 1`, `${appPort} 404 404 http 1`, `${deadPort} - ECONNREFUSED http 1`].sort());
     assert.equal(app.stderr(), '');
   } finally {
     app.kill();

@@ -82,7 +82,7 @@ async function clientSeries(script: string, preload: 'require' | 'import', reque
     assert.equal(series.reduce((n, s) => n + Number(s.split(' ').pop()), 0), requests, `${requests} requests in ${series.join('\n')}\n${app.stdout()}`);
     const fetched = counts
       .filter((s) => s.labels.server_port === String(fetchPort))
-      .map((s) => `${s.labels.http_response_status_code} ${s.labels.network_protocol_version ?? '-'} ${s.value}`);
+      .map((s) => `${s.labels.http_response_status_code} ${s.labels.error_type ?? '-'} ${s.labels.network_protocol_version ?? '-'} ${s.value}`);
     return { series, fetched, text, stdout: app.stdout(), stderr: app.stderr() };
   } finally {
     app.kill();
@@ -105,8 +105,8 @@ test('require(): every request once, with its status, its stream error, cancels 
     'https GET 127.0.0.1:tls 200 - 1',
     'https GET localhost:tls 200 - 1',
   ]);
-  // fetch()'s two requests, once each, by the fetch hook (no protocol version), whatever protocol undici chose.
-  assert.deepEqual(fetched, ['200 - 2']);
+  // fetch()'s two requests, once each, by the fetch hook (no error, no protocol version), whatever protocol undici chose.
+  assert.deepEqual(fetched, ['200 - - 2']);
   assert.match(text, /# TYPE http_client_request_duration_seconds histogram/);
   assert.equal(promtoolCheck(text), '');
   assert.equal(stderr, '');

@@ -66,7 +66,12 @@ export function enableFetchMetrics(meter: () => Meter): () => void {
   });
   const onDone = guarded<{ request: UndiciRequest }>(({ request }) => finish(request, {}));
   // Cancelled by the app or not, a fetch that rejects has failed (semantic conventions, recording errors).
-  const onError = guarded<{ request: UndiciRequest; error: unknown }>(({ request, error }) => finish(request, { 'error.type': clientErrorType(error) }));
+  // A body cancelled with a reason that is not an error (the app's res.body.cancel('…'), or undici's own
+  // when the app dropped a Response unread and it was garbage-collected) is a cancel all the same: undici
+  // reports body.cancel() without a reason as an AbortError, and so is this, never the catch-all `Error`.
+  const onError = guarded<{ request: UndiciRequest; error: unknown }>(({ request, error }) =>
+    finish(request, { 'error.type': typeof error === 'object' && error !== null ? clientErrorType(error) : 'AbortError' }),
+  );
 
   const subscriptions: Array<[string, (m: unknown) => void]> = [
     ['undici:request:create', onCreate],
