@@ -17,18 +17,19 @@
 // every require() and import instead, before the app gets the module: a named
 // import (`import { connect } from 'node:http2'`) is bound to what `onLoad`
 // put there, since Node builds a builtin's ES-module view when it is first
-// imported, after resolving it. Not for CommonJS apps: any resolve hook makes
-// every require() slower (a pass-through hook: +21 ms over the 513 modules of
-// auto-instrumentations-node and grpc-js on Node 24.22.3; an ES-module app
-// importing the same: +2 ms), and the wrapper sees their require()s anyway.
-// The hook deregisters once it has seen the module. On Node 20 the only sync
-// hooks run on a thread of their own (module.register), too dear for this.
+// imported, after resolving it. A resolution alone counts too
+// (import.meta.resolve, and require.resolve on Node 24+): the module is then
+// loaded for `onLoad`. Not for CommonJS apps: any resolve hook makes every
+// require() slower (bench/resolve-hook.mjs; the README has its numbers), and the wrapper sees
+// their require()s anyway. The hook deregisters once it has seen the module.
+// On Node 20 the only hooks run on a thread of their own (module.register),
+// too dear for this.
 //
 // Neither sees process.getBuiltinModule(), an import on Node 20, nor a load
 // before the agent's own (an earlier --import), so process.moduleLoadList is
 // also read at the checkpoints the caller picks.
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readFileSync, realpathSync } from 'node:fs';
+import { dirname, join, resolve as resolvePath } from 'node:path';
 
 type Require = (this: unknown, id: string) => unknown;
 interface ResolveResult {
@@ -41,6 +42,8 @@ interface ModuleApi {
 }
 const Module = require('node:module') as ModuleApi;
 const proto = Module.prototype;
+/** Whether this Node has module.registerHooks (22.15+, 23.5+). */
+export const hasResolveHooks = typeof Module.registerHooks === 'function';
 
 export interface BuiltinWatch {
   /** Looks at process.moduleLoadList now: for an ES module's `import`, which no hook sees. */
@@ -80,17 +83,17 @@ export function onBuiltinLoad(name: string, onLoad: (exports: unknown) => void, 
     hooks = undefined;
     if (proto.require === wrapper) proto.require = original;
   };
-  let resolving = false;
-  // Only looks at what resolved: the app's resolution is whatever the next hook (or Node) says.
+  // Only looks at what resolved: the app's resolution is whatever the next hook (or Node) says, and
+  // nothing here may throw into it. process.getBuiltinModule (22.3+, so wherever registerHooks is)
+  // resolves nothing: require() would run every hook registered after this one a second time, and
+  // one that serves the module some other way could fail where the app's own import would not.
   const resolve: Resolve = (specifier, context, next) => {
     const result = next(specifier, context);
-    if (!seen && !resolving && result?.url === url) {
-      // require() resolves through this hook again.
-      resolving = true;
+    if (!seen && result?.url === url) {
       try {
-        found(require(url));
-      } finally {
-        resolving = false;
+        found((process as unknown as { getBuiltinModule(id: string): unknown }).getBuiltinModule(url));
+      } catch {
+        // onLoad reports its own failures; the app's import goes on as without the agent.
       }
     }
     return result;
@@ -106,9 +109,9 @@ export function onBuiltinLoad(name: string, onLoad: (exports: unknown) => void, 
   };
   check();
   if (!seen) {
-    if (options.resolveHooks && typeof Module.registerHooks === 'function') {
+    if (options.resolveHooks && hasResolveHooks) {
       try {
-        hooks = Module.registerHooks({ resolve });
+        hooks = Module.registerHooks!({ resolve });
       } catch {
         // A Node whose hooks refuse this one: the require wrapper sees as much as on Node 20.
       }
@@ -127,14 +130,17 @@ export function onBuiltinLoad(name: string, onLoad: (exports: unknown) => void, 
 /**
  * Whether the app's entry script is an ES module, as Node decides by its name: .mjs and .mts are,
  * .cjs and .cts are not, and any other file is one if the nearest package.json says
- * `"type": "module"`. A .js file that Node 22+ finds to be an ES module only by its syntax is not
- * told apart (false), nor is an entry that is not a file (`-e`, stdin).
+ * `"type": "module"`. The entry is first found as Node finds it (`node .` is the package's main or
+ * index.js; a symlink is followed unless --preserve-symlinks-main). A .js file that Node 22+ finds
+ * to be an ES module only by its syntax is not told apart (false), nor is an entry that is not a
+ * file (`-e`, stdin).
  */
 export function entryIsModule(main: string | undefined = process.argv[1]): boolean {
   if (!main) return false;
-  if (/\.m[jt]s$/.test(main)) return true;
-  if (/\.c[jt]s$/.test(main)) return false;
-  for (let dir = dirname(main); ; dir = dirname(dir)) {
+  const file = entryFile(main);
+  if (/\.m[jt]s$/.test(file)) return true;
+  if (/\.c[jt]s$/.test(file)) return false;
+  for (let dir = dirname(file); ; dir = dirname(dir)) {
     let text: string | undefined;
     try {
       text = readFileSync(join(dir, 'package.json'), 'utf8');
@@ -149,5 +155,22 @@ export function entryIsModule(main: string | undefined = process.argv[1]): boole
       }
     }
     if (dirname(dir) === dir) return false;
+  }
+}
+
+function entryFile(main: string): string {
+  let file = resolvePath(main);
+  try {
+    // A directory (`node .`), or a name without its extension.
+    file = require.resolve(file);
+  } catch {
+    // Not a CommonJS path (an extensionless .mjs, say): Node's ES loader takes the name as it is.
+  }
+  const preserve = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].includes('--preserve-symlinks-main');
+  if (preserve) return file;
+  try {
+    return realpathSync(file);
+  } catch {
+    return file;
   }
 }

@@ -5,7 +5,7 @@
 // The servers here are the test's; the apps are real processes with the agent.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as http2 from 'node:http2';
 import { join } from 'node:path';
@@ -202,8 +202,8 @@ test('onBuiltinLoad, Node 20 route: seen at require() before the caller gets the
 test('onBuiltinLoad, resolve-hook route: an import is seen before its named bindings exist, a require before it returns', { skip: !resolveHooks && 'no module.registerHooks on this Node' }, async () => {
   const loaded = (process as unknown as { moduleLoadList: string[] }).moduleLoadList;
   // Two builtins this process has not loaded (the test runner loads some, by version).
-  const [forImport, forRequire] = ['dgram', 'readline', 'cluster', 'repl', 'inspector'].filter((m) => !loaded.includes(`NativeModule ${m}`));
-  assert.ok(forImport && forRequire, 'the test needs two builtins not loaded yet');
+  const [forImport, forRequire, forCount] = ['dgram', 'readline', 'cluster', 'repl', 'inspector', 'tls', 'dns'].filter((m) => !loaded.includes(`NativeModule ${m}`));
+  assert.ok(forImport && forRequire && forCount, 'the test needs three builtins not loaded yet');
   const proto = (require('node:module') as { prototype: { require: unknown } }).prototype;
   const load = proto.require;
   type Exports = Record<string, unknown>;
@@ -231,6 +231,21 @@ test('onBuiltinLoad, resolve-hook route: an import is seen before its named bind
   require(`node:${forRequire}`);
   assert.deepEqual(seen, ['object'], 'once, before require() returned');
   required.stop();
+
+  // A hook registered after ours runs first: it must see the app's one resolution, not a second of ours.
+  const counted = onBuiltinLoad(forCount, () => {}, { resolveHooks: true });
+  let calls = 0;
+  const later = (require('node:module') as { registerHooks: (h: object) => { deregister(): void } }).registerHooks({
+    resolve: (specifier: string, context: object, next: (s: string, c: object) => { url?: string }) => {
+      const result = next(specifier, context);
+      if (result.url === `node:${forCount}`) calls++;
+      return result;
+    },
+  });
+  await import(`node:${forCount}`);
+  later.deregister();
+  counted.stop();
+  assert.equal(calls, 1, 'the other hook saw one resolution');
 });
 
 test('entryIsModule: by extension, else by the nearest package.json, as Node decides', () => {
@@ -247,6 +262,13 @@ test('entryIsModule: by extension, else by the nearest package.json, as Node dec
     assert.equal(entryIsModule(join(root, 'app.mts')), true);
     assert.equal(entryIsModule('/app.js'), false, 'no package.json up to the root');
     assert.equal(entryIsModule(undefined), false);
+    // `node esm` (a directory: its package.json's main) and a symlink, judged where the file really is.
+    writeFileSync(join(root, 'esm', 'package.json'), '{"type":"module","main":"server.js"}');
+    writeFileSync(join(root, 'esm', 'server.js'), '');
+    assert.equal(entryIsModule(join(root, 'esm')), true);
+    writeFileSync(join(root, 'esm', 'cjs-inside', 'real.js'), '');
+    symlinkSync(join(root, 'esm', 'cjs-inside', 'real.js'), join(root, 'esm', 'link.js'));
+    assert.equal(entryIsModule(join(root, 'esm', 'link.js')), false, 'a link to a CommonJS file');
     writeFileSync(join(root, 'esm', 'package.json'), '{"type":');
     assert.equal(entryIsModule(join(root, 'esm', 'app.js')), false, 'a package.json that does not parse (Node refuses to run the app)');
   } finally {

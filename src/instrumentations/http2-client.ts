@@ -25,7 +25,7 @@
 import { promisify } from 'node:util';
 import type { Attributes, Histogram, Meter } from '@opentelemetry/api';
 import { watchListen } from '../app-listen';
-import { entryIsModule, onBuiltinLoad } from '../builtin-load';
+import { entryIsModule, hasResolveHooks, onBuiltinLoad } from '../builtin-load';
 import { describeError, warnOnce, warnSkipped } from '../log';
 import { clientDuration, clientErrorType, configureKnownMethods, normalizeMethod } from './http-semconv';
 
@@ -185,7 +185,8 @@ export function enableHttp2ClientMetrics(meter: () => Meter): () => void {
         couldNotStart(err);
       }
     },
-    { resolveHooks: entryIsModule() },
+    // entryIsModule reads files: only where there is a hook to choose.
+    { resolveHooks: hasResolveHooks && entryIsModule() },
   );
   // Where an ES module's import shows: as the app starts listening. Not at the next turn of the event
   // loop, which comes before an ES-module app has even been linked.
