@@ -17,11 +17,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { median, option } from './peers.mjs';
 
-const args = process.argv.slice(2);
-const opt = (name, dflt) => (args.includes(name) ? args[args.indexOf(name) + 1] : dflt);
-const node = opt('--node', process.execPath);
-const pairs = Number(opt('--pairs', '30'));
+const node = option('node', process.execPath);
+const pairs = Number(option('pairs', '30'));
 
 const version = spawnSync(node, ['-p', 'process.version + " " + typeof require("node:module").registerHooks'], { encoding: 'utf8' }).stdout.trim();
 if (!version.endsWith(' function')) {
@@ -47,10 +46,6 @@ function run(preload, entry) {
   if (r.status !== 0) throw new Error(`${entry} with ${preload} failed: ${r.stderr}`);
   return r.stdout.trim().split(' ').map(Number);
 }
-const median = (a) => {
-  const s = [...a].sort((x, y) => x - y);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 try {
   console.log(`Node.js ${version.split(' ')[0]}, ${pairs} alternating pairs per row\n`);

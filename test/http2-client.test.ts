@@ -11,7 +11,7 @@ import * as http2 from 'node:http2';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import type { Attributes, Meter } from '@opentelemetry/api';
-import { entryIsModule, onBuiltinLoad } from '../src/builtin-load';
+import { entryIsModule, hasResolveHooks, onBuiltinLoad } from '../src/builtin-load';
 import { enableHttp2ClientMetrics, splitAuthority } from '../src/instrumentations/http2-client';
 import { FIXTURES, captureStderr, freePort, get, promtoolCheck, pythonParse, samplesOf, selfSignedCert, startApp } from './helpers';
 
@@ -112,13 +112,11 @@ test('require(): every request once, with its status, its stream error, cancels 
   assert.equal(stderr, '');
 });
 
-// module.registerHooks: Node 22.15+ and 23.5+. Without it, an ES module's import passes no hook.
-const resolveHooks = typeof (require('node:module') as { registerHooks?: unknown }).registerHooks === 'function';
-
+// Without module.registerHooks (Node 22.15+, 23.5+), an ES module's import passes no hook.
 test('an ES module importing node:http2: from its import where Node has resolve hooks, else from when it listens', async () => {
-  const { series, stderr } = await clientSeries('http2-client-app.mjs', 'import', resolveHooks ? 3 : 2);
+  const { series, stderr } = await clientSeries('http2-client-app.mjs', 'import', hasResolveHooks ? 3 : 2);
   // The named import's request before listen(), then the default import's two after.
-  const early = resolveHooks ? ['http GET 127.0.0.1:h2c 404 404 1'] : [];
+  const early = hasResolveHooks ? ['http GET 127.0.0.1:h2c 404 404 1'] : [];
   assert.deepEqual(series, ['http GET 127.0.0.1:h2c 200 - 2', ...early]);
   assert.equal(stderr, '');
 });
@@ -199,7 +197,7 @@ test('onBuiltinLoad, Node 20 route: seen at require() before the caller gets the
   assert.equal(proto.require, load);
 });
 
-test('onBuiltinLoad, resolve-hook route: an import is seen before its named bindings exist, a require before it returns', { skip: !resolveHooks && 'no module.registerHooks on this Node' }, async () => {
+test('onBuiltinLoad, resolve-hook route: an import is seen before its named bindings exist, a require before it returns', { skip: !hasResolveHooks && 'no module.registerHooks on this Node' }, async () => {
   const loaded = (process as unknown as { moduleLoadList: string[] }).moduleLoadList;
   // Two builtins this process has not loaded (the test runner loads some, by version).
   const [forImport, forRequire, forCount] = ['dgram', 'readline', 'cluster', 'repl', 'inspector', 'tls', 'dns'].filter((m) => !loaded.includes(`NativeModule ${m}`));
