@@ -22,7 +22,12 @@ import { median, option } from './peers.mjs';
 const node = option('node', process.execPath);
 const pairs = Number(option('pairs', '30'));
 
-const version = spawnSync(node, ['-p', 'process.version + " " + typeof require("node:module").registerHooks'], { encoding: 'utf8' }).stdout.trim();
+const probe = spawnSync(node, ['-p', 'process.version + " " + typeof require("node:module").registerHooks'], { encoding: 'utf8' });
+if (probe.status !== 0) {
+  console.error(`--node ${node} did not run (${probe.error?.message ?? probe.stderr.trim()}): pass the path of a node binary, such as .tmp/node/24.22.3/bin/node from bash .ci/node-versions`);
+  process.exit(1);
+}
+const version = probe.stdout.trim();
 if (!version.endsWith(' function')) {
   console.log(`${version.split(' ')[0]} has no module.registerHooks (22.15+, 23.5+): nothing to measure; pass --node PATH`);
   process.exit(0);
