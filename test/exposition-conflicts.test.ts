@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
-import type { Meter } from '@opentelemetry/api';
+import { ValueType, type Meter } from '@opentelemetry/api';
 import { serialize } from '../src/exposition/serialize';
 import { PullReader } from '../src/exposition/reader';
 import { scopeLabels, seenPoints } from '../src/exposition/labels';
@@ -139,4 +139,87 @@ test('two instruments of one name that sdk-metrics keeps apart keep their own la
     assert.deepEqual(seenPoints(scopeLabels({ name: 's', version: '1.0' }), metric).attrs, metric.dataPoints.map((p) => p.attributes), metric.descriptor.unit);
   }
   await provider.shutdown();
+});
+
+test('a family named just its unit word has no # UNIT line, which OpenMetrics scrapers would reject with the whole scrape', async () => {
+  const { text, om } = await expose((m) => {
+    m.createHistogram('seconds', { unit: 's', advice: { explicitBucketBoundaries: [1] } }).record(0.2);
+    m.createCounter('bytes_total', { unit: 'By' }).add(3);
+    m.createObservableGauge('ratio', { unit: '1' }).addCallback((r) => r.observe(0.5));
+    m.createCounter('wait', { unit: 's' }).add(1);
+  });
+  const parsed = valid(text, om);
+  assert.deepEqual(kinds(parsed.om), ['bytes counter', 'ratio gauge', 'seconds histogram', 'wait_seconds counter']);
+  assert.deepEqual(om.split('\n').filter((l) => l.startsWith('# UNIT')), ['# UNIT wait_seconds seconds']);
+  assert.deepEqual(parsed.text.flatMap((f) => f.samples).filter((s) => s.name === 'bytes_total' || s.name === 'seconds_sum').map((s) => `${s.name} ${s.value}`).sort(), ['bytes_total 3', 'seconds_sum 0.2']);
+});
+
+test('a counter named _total keeps that name rather than an empty one', async () => {
+  const { text, om } = await expose((m) => m.createCounter('_total').add(2));
+  const parsed = valid(text, om);
+  for (const families of [parsed.text, parsed.om]) {
+    assert.deepEqual(families.flatMap((f) => f.samples).filter((s) => s.name === '_total_total').map((s) => s.value), [2]);
+  }
+});
+
+test('a histogram with a negative bucket has no _sum (OTel rules), and in OpenMetrics no _count either (its parsers reject them): +Inf says the count', async () => {
+  const { text, om } = await expose((m) => {
+    const h = m.createHistogram('neg', { advice: { explicitBucketBoundaries: [-1, 0, 1] } });
+    h.record(0.5);
+    h.record(3);
+    m.createHistogram('pos', { advice: { explicitBucketBoundaries: [0, 1] } }).record(0.5);
+  });
+  const parsed = valid(text, om);
+  for (const [families, one] of [[parsed.text, '1'], [parsed.om, '1.0']] as const) {
+    const lines = families.flatMap((f) => f.samples).filter((s) => (s.name.startsWith('neg_') && s.name !== 'neg_created') || s.name === 'pos_count' || s.name === 'pos_sum');
+    assert.deepEqual(lines.map((s) => `${s.name}${s.labels.le === undefined ? '' : `{le=${s.labels.le}}`} ${s.value}`), [
+      `neg_bucket{le=-${one}} 0`, `neg_bucket{le=0${one.slice(1)}} 0`, `neg_bucket{le=${one}} 1`, 'neg_bucket{le=+Inf} 2',
+      ...(families === parsed.text ? ['neg_count 2'] : []),
+      'pos_count 1', 'pos_sum 0.5',
+    ]);
+  }
+});
+
+test('two instruments of one scope that map to one name write its series once, and say so', async () => {
+  const { text, om, problems } = await expose((m) => {
+    m.createCounter('x', { valueType: ValueType.INT }).add(1, { k: 'v' });
+    m.createCounter('x', { valueType: ValueType.DOUBLE }).add(2.5, { k: 'v' });
+    m.createCounter('w', { unit: 'By' }).add(4);
+    m.createCounter('w_bytes').add(5);
+  });
+  const parsed = valid(text, om);
+  for (const families of [parsed.text, parsed.om]) {
+    assert.deepEqual(families.flatMap((f) => f.samples).filter((s) => s.name.endsWith('_total')).map((s) => `${s.name} ${s.value}`).sort(), ['w_bytes_total 4', 'x_total 1']);
+  }
+  assert.ok(problems.some((p) => p === 'metric x of scope s maps to x_total, as another instrument of that scope does; it is left out, since both would write the same series: give one of the instruments another name'), problems.join('\n'));
+  assert.ok(problems.some((p) => p.startsWith('metric w_bytes of scope s maps to w_bytes_total, as another instrument')), problems.join('\n'));
+});
+
+test('an observable callback that passes one attributes object with new values each time is shown with its values of the moment', async () => {
+  const reader = new PullReader({ cardinalityLimit: 100 });
+  const provider = new MeterProvider({ readers: [reader] });
+  const meter = provider.getMeter('s', '1.0');
+  const shared = { role: 'follower' };
+  const frozen = Object.freeze({ role: 'fixed' });
+  meter.createObservableGauge('node').addCallback((r) => {
+    r.observe(1, shared);
+    r.observe(2, frozen);
+  });
+  const scrape = async (): Promise<string[]> => {
+    const { resourceMetrics } = await reader.collect();
+    return serialize(resourceMetrics, { openMetrics: false }).split('\n').filter((l) => l.startsWith('node{'));
+  };
+  assert.deepEqual(await scrape(), ['node{role="follower",otel_scope_name="s",otel_scope_version="1.0"} 1', 'node{role="fixed",otel_scope_name="s",otel_scope_version="1.0"} 2']);
+  shared.role = 'leader';
+  assert.deepEqual(await scrape(), ['node{role="leader",otel_scope_name="s",otel_scope_version="1.0"} 1', 'node{role="fixed",otel_scope_name="s",otel_scope_version="1.0"} 2']);
+  (shared as Record<string, string>).zone = 'a';
+  assert.deepEqual((await scrape())[0], 'node{role="leader",zone="a",otel_scope_name="s",otel_scope_version="1.0"} 1');
+  await provider.shutdown();
+});
+
+test('a value that ends like a reserved label (`a,le=`) is only a value: no warning, no renaming', async () => {
+  const { text, om, problems } = await expose((m) => m.createHistogram('v', { advice: { explicitBucketBoundaries: [1] } }).record(0.5, { k: 'a,le=' }));
+  const parsed = valid(text, om);
+  assert.deepEqual(labelsOf(parsed.text, 'v_count'), [{ k: 'a,le=', otel_scope_name: 's', otel_scope_version: '1.0' }]);
+  assert.deepEqual(problems, []);
 });

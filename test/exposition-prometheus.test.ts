@@ -18,6 +18,10 @@ test('Prometheus reads the exact values over OpenMetrics and over text 0.0.4', {
   meter.createUpDownCounter('e2e.inflight').add(-7, { region: 'us' });
   const h = meter.createHistogram('e2e.wait', { unit: 's', advice: { explicitBucketBoundaries: [0.1, 1] } });
   for (const v of [0.05, 0.5, 0.7, 3]) h.record(v, { region: 'us' });
+  // Names an OpenMetrics scraper once rejected the whole scrape for: a family named just its unit
+  // (`# UNIT seconds seconds`), and a sum beside a negative bucket.
+  meter.createHistogram('seconds', { unit: 's', advice: { explicitBucketBoundaries: [1] } }).record(0.2);
+  meter.createHistogram('e2e.offset', { advice: { explicitBucketBoundaries: [-1, 0, 1] } }).record(0.5);
 
   const negotiated = serveMetrics({ host: '127.0.0.1', port: 0, scrape: (om) => reader.scrape(om) });
   const textOnly = serveMetrics({ host: '127.0.0.1', port: 0, scrape: () => reader.scrape(false) });
@@ -42,6 +46,9 @@ test('Prometheus reads the exact values over OpenMetrics and over text 0.0.4', {
       assert.deepEqual((await q(`e2e_wait_seconds_bucket{job="${job}"}`)).map((s) => `${JSON.parse(s.slice(0, s.lastIndexOf(' '))).find((p: string[]) => p[0] === 'le')[1]}=${s.split(' ').pop()}`).sort(), ['+Inf=4', '0.1=1', job === 'text' ? '1=3' : '1.0=3']);
       assert.deepEqual((await q(`e2e_wait_seconds_sum{job="${job}"}`)).map((s) => s.split(' ').pop()), ['4.25']);
       assert.deepEqual((await q(`target_info{job="${job}"}`)).map((s) => s.includes('"prom-e2e"')), [true]);
+      assert.deepEqual((await q(`seconds_count{job="${job}"}`)).map((s) => s.split(' ').pop()), ['1']);
+      assert.deepEqual((await q(`e2e_offset_bucket{job="${job}",le="+Inf"}`)).map((s) => s.split(' ').pop()), ['1']);
+      assert.deepEqual(await q(`e2e_offset_sum{job="${job}"}`), []);
     }
     // Which format each job got: Prometheus records it per target only in its logs, so ask the endpoints directly.
     const om = await fetch(`http://127.0.0.1:${a.port}/metrics`, { headers: { Accept: 'application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5' } });

@@ -8,8 +8,14 @@
 // object, for that metric and that scrape. A WeakMap of every block ever
 // encoded cost a fifth of a warm scrape in lookups and a quarter of a cold
 // one in insertions and GC.
+//
+// An observable instrument's points carry the object its callback passed, and
+// a callback may pass the same object every time with other values in it: for
+// those, a block found by identity is used only if the values are still the
+// ones it was encoded from.
 import type { Attributes } from '@opentelemetry/api';
 import type { MetricData } from '@opentelemetry/sdk-metrics';
+import { sanitizeLabelName } from './names';
 import { escapeLabelValue, fastLabelBlock, foldedLabelBlock } from './text';
 
 export const OVERFLOW_ATTRIBUTE = 'otel.metric.overflow';
@@ -30,6 +36,8 @@ interface Seen {
   entries: LabelEntry[];
   /** The last scrape's blocks by object, made on this scrape's first point found away from its last place. */
   moved: Map<Attributes, LabelEntry> | undefined;
+  /** An observable instrument's: its callbacks' objects, which they may fill anew for each collection. */
+  mutable: boolean;
 }
 
 /**
@@ -42,8 +50,10 @@ const SCOPE_LABELS = ['otel_scope_name', 'otel_scope_version', 'otel_scope_schem
 export const RESERVED_PLAIN: ReadonlySet<string> = new Set(SCOPE_LABELS);
 export const RESERVED_HISTOGRAM: ReadonlySet<string> = new Set([...SCOPE_LABELS, 'le']);
 export const RESERVED_SUMMARY: ReadonlySet<string> = new Set([...SCOPE_LABELS, 'quantile']);
-// Values escape `"`, so `label="` can only start a label: one pass over a block finds any reserved one.
-const ANY_RESERVED = new RegExp(`(?:^|,)(?:${[...SCOPE_LABELS, 'le', 'quantile'].join('|')})="`);
+const ALL_RESERVED: ReadonlySet<string> = new Set([...SCOPE_LABELS, 'le', 'quantile']);
+// One pass over a block rules out any reserved label, as nearly always; a match may also be the end of
+// a value (`k="a,le="`), so the attributes' keys decide.
+const ANY_RESERVED = new RegExp(`(?:^|,)(?:${[...ALL_RESERVED].join('|')})="`);
 
 /** The encoded label block of one attribute set in one scope: `k="v",...,otel_scope_name="..."`. */
 export interface LabelEntry {
@@ -56,6 +66,8 @@ export interface LabelEntry {
   reserved: ReadonlySet<string> | undefined;
   bytes: Uint8Array;
   overflow: boolean;
+  /** For a mutable object (see Seen): a copy of the attributes the block was encoded from. */
+  values: Attributes | undefined;
 }
 
 const scopes = new Map<string, ScopeLabels>();
@@ -83,7 +95,7 @@ export function seenPoints(scope: ScopeLabels, metric: MetricData): Seen {
   const key = `${name}\0${metric.dataPointType}\0${unit}\0${valueType}`;
   let seen = scope.seen.get(key);
   if (seen === undefined) {
-    seen = { attrs: [], entries: [], moved: undefined };
+    seen = { attrs: [], entries: [], moved: undefined, mutable: (metric.descriptor as { type?: string }).type?.startsWith('OBSERVABLE') === true };
     scope.seen.set(key, seen);
   }
   return seen;
@@ -106,33 +118,49 @@ export function forgetBeyond(seen: Seen, count: number): void {
 export function labelEntry(attrs: Attributes, scope: ScopeLabels, reserved: ReadonlySet<string>, seen: Seen, index: number, metric: MetricData, onProblem: ((key: string, message: string) => void) | undefined): LabelEntry {
   const last = seen.attrs[index];
   let entry = last === attrs ? seen.entries[index] : undefined;
-  if (fits(entry, scope, reserved)) return entry;
+  if (fits(entry, scope, reserved, attrs)) return entry;
   // Another series stood here: the places from here on still hold the last scrape's points, those before it are unchanged.
   if (last !== undefined && seen.moved === undefined) seen.moved = new Map(seen.attrs.map((a, i) => [a, seen.entries[i]!]));
   entry = seen.moved?.get(attrs);
-  if (!fits(entry, scope, reserved)) entry = encode(attrs, scope, reserved, metric, onProblem);
+  if (!fits(entry, scope, reserved, attrs)) entry = encode(attrs, scope, reserved, metric, onProblem, seen.mutable && !Object.isFrozen(attrs));
   seen.attrs[index] = attrs;
   seen.entries[index] = entry;
   return entry;
 }
 
-/** Whether an entry was encoded for this scope, and for this kind's reserved labels if its attributes touch any. */
-function fits(entry: LabelEntry | undefined, scope: ScopeLabels, reserved: ReadonlySet<string>): entry is LabelEntry {
-  return entry !== undefined && entry.scope === scope && (entry.reserved === undefined || entry.reserved === reserved);
+/**
+ * Whether an entry was encoded for this scope, for this kind's reserved labels if its attributes touch
+ * any, and, for a mutable object, from the values it holds now.
+ */
+function fits(entry: LabelEntry | undefined, scope: ScopeLabels, reserved: ReadonlySet<string>, attrs: Attributes): entry is LabelEntry {
+  return entry !== undefined && entry.scope === scope && (entry.reserved === undefined || entry.reserved === reserved) && (entry.values === undefined || sameValues(entry.values, attrs));
 }
 
-function encode(attrs: Attributes, scope: ScopeLabels, reserved: ReadonlySet<string>, metric: MetricData, onProblem: ((key: string, message: string) => void) | undefined): LabelEntry {
+/** Shallow: an array value is never the same, since it may have been filled anew too. */
+function sameValues(values: Attributes, attrs: Attributes): boolean {
+  let n = 0;
+  for (const key in attrs) {
+    const v = attrs[key];
+    if (v !== values[key] || (typeof v === 'object' && v !== null)) return false;
+    n++;
+  }
+  return n === Object.keys(values).length;
+}
+
+function encode(attrs: Attributes, scope: ScopeLabels, reserved: ReadonlySet<string>, metric: MetricData, onProblem: ((key: string, message: string) => void) | undefined, mutable: boolean): LabelEntry {
   let own = fastLabelBlock(attrs) ?? foldedLabelBlock(attrs);
-  const touched = ANY_RESERVED.test(own);
-  const clashing = touched ? [...reserved].filter((label) => hasLabel(own, label)) : [];
+  const labels = ANY_RESERVED.test(own) ? labelNames(attrs) : [];
+  const touched = labels.some((label) => ALL_RESERVED.has(label));
+  const clashing = touched ? [...reserved].filter((label) => labels.includes(label)) : [];
   if (clashing.length > 0) {
     own = fastLabelBlock(attrs, reserved) ?? foldedLabelBlock(attrs, reserved);
     onProblem?.(`reserved:${metric.descriptor.name}:${clashing.join(',')}`, `metric ${metric.descriptor.name} has attributes that map to ${clashing.join(', ')}, labels the exposition sets itself on such series; they are exposed as ${clashing.map((l) => `key_${l}`).join(', ')}: rename the attributes`);
   }
-  return { scope, reserved: touched ? reserved : undefined, bytes: Buffer.from(own === '' ? scope.text : `${own},${scope.text}`, 'utf8'), overflow: attrs[OVERFLOW_ATTRIBUTE] === true };
+  const bytes = Buffer.from(own === '' ? scope.text : `${own},${scope.text}`, 'utf8');
+  return { scope, reserved: touched ? reserved : undefined, bytes, overflow: attrs[OVERFLOW_ATTRIBUTE] === true, values: mutable ? { ...attrs } : undefined };
 }
 
-/** Whether a label block sets `label`: values escape `"`, so `label="` can only start a label. */
-function hasLabel(block: string, label: string): boolean {
-  return block.startsWith(`${label}="`) || block.includes(`,${label}="`);
+/** The label names the attributes become, as the block builders skip and sanitize them. */
+function labelNames(attrs: Attributes): string[] {
+  return Object.keys(attrs).filter((key) => attrs[key] != null).map(sanitizeLabelName);
 }

@@ -77,7 +77,8 @@ export function familyName(name: string, unit: string, kind: FamilyKind): Family
   if (out !== undefined) return out;
   let base = sanitizeMetricName(name);
   const isCounter = kind === 'counter';
-  if (isCounter) base = base.replace(/_total$/, '');
+  // `_total` alone keeps its name: stripped, the family would have none, which fails the whole scrape.
+  if (isCounter && base !== '_total') base = base.replace(/_total$/, '');
   const word = unitSuffix(unit, kind === 'gauge');
   let unitWord = '';
   if (word) {
@@ -87,7 +88,9 @@ export function familyName(name: string, unit: string, kind: FamilyKind): Family
     const present = wordTokens.every((t) => tokens.includes(t));
     // A name that sanitized to `_` must not become `__seconds`: names starting with `__` are Prometheus's own.
     if (!present) base = `${base}_${word}`.replace(/_{2,}/g, '_');
-    if (base.endsWith(`_${word}`) || base === word) unitWord = word;
+    // OpenMetrics wants the unit as a suffix after `_`: a family named just `seconds` gets no `# UNIT`
+    // line, which a scraper would reject along with the whole scrape.
+    if (base.endsWith(`_${word}`)) unitWord = word;
   }
   out = { text: isCounter ? `${base}_total` : base, openmetrics: base, unit: unitWord };
   if (familyCache.size < 10_000) familyCache.set(key, out);

@@ -131,6 +131,11 @@ export function serializeToBuffer(data: ResourceMetrics, options: SerializeOptio
       } else if (family.kind !== kind) {
         options.onProblem?.(`conflict:${name}:${scope.name}`, `metric ${metric.descriptor.name} of scope ${scope.name} maps to ${name}, already a ${family.kind} of scope ${family.owner}; it is left out: give one of the instruments another name`);
         continue;
+      } else if (family.parts.some((p) => p.scope === labels)) {
+        // Two instruments of one scope under one name (another value type, or names that differ only in
+        // characters Prometheus does not allow) would write the same series twice, and a scraper keeps one.
+        options.onProblem?.(`duplicate:${name}:${scope.name}`, `metric ${metric.descriptor.name} of scope ${scope.name} maps to ${name}, as another instrument of that scope does; it is left out, since both would write the same series: give one of the instruments another name`);
+        continue;
       }
       family.parts.push({ metric, scope: labels });
     }
@@ -274,8 +279,12 @@ function histograms(out: Out, metric: MetricData, points: DataPoint<Histogram>[]
       out.buf[out.pos++] = NL;
     }
     out.room(line * 3);
-    out.sample(count, labels.bytes, value.count);
-    if (value.sum !== undefined) {
+    // A sum is shown only when every bucket is positive (the OTel compatibility rules). OpenMetrics also
+    // wants a count and a sum together or neither, so there the +Inf bucket alone says the count; a
+    // parser rejects the whole scrape otherwise.
+    const positive = !(boundaries[0]! < 0);
+    if (positive || !om) out.sample(count, labels.bytes, value.count);
+    if (value.sum !== undefined && positive) {
       out.sample(sum, labels.bytes, value.sum);
     }
     if (created !== undefined && point.startTime[0] !== 0) {
