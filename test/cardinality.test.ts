@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { PullReader } from '../src/exposition/reader';
 import { FIXTURES, freePort, get, pythonParse, samplesOf, startApp } from './helpers';
 
 function send(port: number, path: string): Promise<void> {
@@ -45,4 +47,36 @@ test('PROMOTEL_CARDINALITY_LIMIT folds extra label sets into one overflow series
     app.kill();
     await app.exited;
   }
+});
+
+test('the limit holds across scrapes: label sets new after the first collection go to the overflow series, not to series of their own', async () => {
+  const reader = new PullReader({ cardinalityLimit: 5 });
+  const provider = new MeterProvider({ readers: [reader] });
+  const meter = provider.getMeter('s');
+  const counter = meter.createCounter('hits');
+  const histogram = meter.createHistogram('wait', { unit: 's', advice: { explicitBucketBoundaries: [1] } });
+  const series = async (): Promise<Record<string, string[]>> => {
+    const { resourceMetrics } = await reader.collect();
+    const out: Record<string, string[]> = {};
+    for (const metric of resourceMetrics.scopeMetrics[0]!.metrics) {
+      out[metric.descriptor.name] = metric.dataPoints.map((p) => `${String(p.attributes.user ?? `overflow=${String(p.attributes['otel.metric.overflow'])}`)}=${typeof p.value === 'number' ? p.value : (p.value as { count: number }).count}`).sort();
+    }
+    return out;
+  };
+  const record = (users: string[]): void => {
+    for (const user of users) {
+      counter.add(1, { user });
+      histogram.record(0.5, { user });
+    }
+  };
+  record(['u0', 'u1']);
+  await series();
+  // Each collection holds fewer new label sets than the limit, as a service with ever-new values does between scrapes.
+  record(['u2', 'u3', 'u4']);
+  await series();
+  record(['u5', 'u6', 'u0']);
+  const last = await series();
+  const expected = ['overflow=true=3', 'u0=2', 'u1=1', 'u2=1', 'u3=1'];
+  assert.deepEqual(last, { hits: expected, wait: expected });
+  await provider.shutdown();
 });

@@ -5,6 +5,7 @@ import type { Attributes, HrTime } from '@opentelemetry/api';
 import { AggregationTemporality, InstrumentType, MetricReader, type CollectionResult, type MetricData, type MetricProducer, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { collectionStarts, endWindow, exportStart } from '../collection';
 import { describeError, warnOnce } from '../log';
+import { limitCumulativeSeries } from './cumulative-limit';
 import { serializeToBuffer } from './serialize';
 
 export interface ScrapeResult {
@@ -60,6 +61,9 @@ export class PullReader extends MetricReader {
     const producers: MetricProducer[] = [];
     const all: MetricProducer = { collect: (o) => collectAll(producers, o) };
     super({ cardinalitySelector: () => limit, metricProducers: [all], aggregationTemporalitySelector: temporalityOf });
+    if (!limitCumulativeSeries(limit)) {
+      warnOnce('cumulative-limit', `the cardinality limit (${limit}) holds only for the label sets new within one scrape interval, so a metric with ever-new label values keeps growing: this @opentelemetry/sdk-metrics is not the 2.12.0 promotel was built for; reinstall promotel with its own dependencies`);
+    }
     this.producers = producers;
     this.unitOverrides = options.unitOverrides ?? new Map();
     this.startTimes = options.startTimes ?? new Map();
