@@ -24,12 +24,19 @@ function write(level: Exclude<LogLevel, 'none' | 'all'>, message: string): void 
   // One line per message, whatever the message holds, so grep and log shippers see one event;
   // and no raw control bytes, since messages quote what targets and apps sent.
   const line = `promotel ${level}: ${message.replace(/\r?\n/g, ' ').replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}\n`;
+  const stderr = process.stderr;
   try {
-    process.stderr.write(line);
+    stderr.write(line, (err) => {
+      // A write that fails later (a pipe whose reader is gone, a full disk) is also emitted as 'error',
+      // which would kill an app that has no listener: the guard Node's console puts on its own writes.
+      if (err && stderr.listenerCount('error') === 0) stderr.once('error', ignore);
+    });
   } catch {
     // stderr closed: nowhere left to report, and the app must go on.
   }
 }
+
+function ignore(): void {}
 
 export const error = (message: string): void => write('error', message);
 export const warn = (message: string): void => write('warn', message);

@@ -2,7 +2,8 @@
 // child process with the agent preloaded and watches what the app does.
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
@@ -202,6 +203,21 @@ for (const value of ['abc', '70000']) {
     } finally {
       app.kill();
     }
+  });
+}
+
+for (const stderr of ['a pipe whose reader is gone', '/dev/full'] as const) {
+  test(`a warning written to ${stderr} costs nothing: the app runs on and exits 0, as with its own console.error`, async () => {
+    const child = spawn(process.execPath, ['--require', REGISTER, '-e', 'setTimeout(() => console.log("fine"), 300)'], {
+      stdio: ['ignore', 'pipe', stderr === '/dev/full' ? openSync('/dev/full', 'w') : 'pipe'],
+      // An invalid variable: the agent warns at once, then its endpoint goes on port 0.
+      env: { ...process.env, NODE_OPTIONS: '', OTEL_EXPORTER_PROMETHEUS_PORT: 'abc', OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' },
+    });
+    child.stderr?.destroy();
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d));
+    const exit = await new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    assert.deepEqual({ exit, out }, { exit: { code: 0, signal: null }, out: 'fine\n' });
   });
 }
 
