@@ -65,6 +65,11 @@ export function warnSkipped(what: string, err: unknown, outcome: 'was served' | 
 }
 
 export function describeError(err: unknown): string {
-  if (err instanceof Error) return err.message || err.name;
-  return String(err);
+  try {
+    if (err instanceof Error) return err.message || err.name;
+    return String(err);
+  } catch {
+    // A thrown object whose toString() throws too: the report must not fail in its turn.
+    return 'a value that cannot be printed';
+  }
 }

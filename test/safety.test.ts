@@ -253,6 +253,23 @@ test('a failing metric callback never reaches the app: the scrape succeeds and o
   }
 });
 
+test('callbacks that fail with no reason, null, or an unprintable value cost one warning each, not the scrape', async () => {
+  const [appPort, metricsPort] = [await freePort(), await freePort()];
+  const app = startApp(join(FIXTURES, 'throwing-callback.js'), { env: { FAILURES: 'odd', PORT: String(appPort), OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' } });
+  try {
+    await app.waitFor(/listening/);
+    for (let i = 0; i < 3; i++) {
+      const res = await get(`http://127.0.0.1:${metricsPort}/metrics`);
+      assert.equal(res.status, 200);
+      assert.match(res.body, /^fragile_ok_total\{otel_scope_name="fragile"\} 5$/m);
+    }
+    const causes = agentLines(app.stderr()).map((l) => /^promotel warn: a metric callback failed during a scrape \((.*)\); the other metrics were served/.exec(l)?.[1] ?? l);
+    assert.deepEqual(causes.sort(), ['a value that cannot be printed', 'it rejected with null, not an Error', 'it rejected with undefined, not an Error', 'sensor unplugged']);
+  } finally {
+    app.kill();
+  }
+});
+
 test('loaded twice (NODE_OPTIONS and --require), the agent starts once', async () => {
   const port = await freePort();
   const app = startApp(SERVER, {

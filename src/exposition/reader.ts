@@ -94,6 +94,21 @@ export class PullReader extends MetricReader {
     });
   }
 
+  /**
+   * sdk-metrics 2.12 reads `errors[0].name` after collecting: a callback that rejected with no reason
+   * (`Promise.reject()`, `throw null`) turned every later scrape into a TypeError and an HTTP 500.
+   * Such a reason reaches the SDK here as an Error that says what it was.
+   */
+  override setMetricProducer(producer: MetricProducer): void {
+    super.setMetricProducer({
+      collect: async (options) => {
+        const result = await producer.collect(options);
+        if (!result.errors.some((e) => e == null)) return result;
+        return { ...result, errors: result.errors.map((e: unknown) => e ?? new Error(`it rejected with ${String(e)}, not an Error`)) };
+      },
+    });
+  }
+
   /** Every collection: scrapes, cluster pushes and OTLP exports. */
   override async collect(options?: { timeoutMillis?: number }): Promise<CollectionResult> {
     collectionStarts();
