@@ -249,11 +249,25 @@ function routeDiagnostics(config: Config): void {
   // Another SDK registered first: for metrics, start() says so once with the fix; an async context
   // manager registered by the app serves the Express route as well as ours would.
   const duplicate = (a: unknown[]): boolean => a.some((x) => typeof x === 'string' && x.includes('Attempted duplicate registration of API'));
+  // An app's slip on a hot path (counter.add(-1) on every request) is one SDK message per call: each
+  // message is said once, whatever numbers it holds, for up to 1000 messages; debug shows every one.
+  const said = new Set<string>();
+  const once =
+    (say: (message: string) => void) =>
+    (...a: unknown[]): void => {
+      const text = `OpenTelemetry: ${line(a)}`;
+      if (log.enabled('debug')) return say(text);
+      const key = text.replace(/\d+(\.\d+)?(e[+-]?\d+)?/gi, '#');
+      if (said.has(key) || said.size >= 1000) return;
+      said.add(key);
+      say(`${text} (said once; OTEL_LOG_LEVEL=debug shows every repeat)`);
+    };
+  const error = once(log.error);
   diag.setLogger(
     {
-      error: (...a) => (duplicate(a) ? log.debug(`OpenTelemetry: ${line(a)}`) : log.error(`OpenTelemetry: ${line(a)}`)),
-      warn: (...a) => log.warn(`OpenTelemetry: ${line(a)}`),
-      info: (...a) => log.info(`OpenTelemetry: ${line(a)}`),
+      error: (...a) => (duplicate(a) ? log.debug(`OpenTelemetry: ${line(a)}`) : error(...a)),
+      warn: once(log.warn),
+      info: once(log.info),
       debug: (...a) => log.debug(`OpenTelemetry: ${line(a)}`),
       verbose: (...a) => log.debug(`OpenTelemetry: ${line(a)}`),
     },

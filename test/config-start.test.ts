@@ -88,6 +88,17 @@ test('OTEL_LOG_LEVEL=debug: the SDK\'s details are shown as objects, not [object
   assert.match(app.stderr(), /^promotel debug: OpenTelemetry: .*on require hook \{ module: 'http'/m);
 });
 
+test('an SDK warning repeated on every call is said once, whatever its numbers; OTEL_LOG_LEVEL=debug shows every one', async () => {
+  const script = 'const c = require("@opentelemetry/api").metrics.getMeter("x").createCounter("neg"); for (let i = 0; i < 1000; i++) c.add(-1 - i / 10);';
+  const lines = async (env: Record<string, string>): Promise<string[]> => {
+    const app = startApp('-e', { args: [script], cwd: ROOT, env: { OTEL_EXPORTER_PROMETHEUS_PORT: '0', ...env } });
+    assert.deepEqual(await app.exited, { code: 0, signal: null });
+    return app.stderr().split('\n').filter((l) => l.includes('negative value provided to counter neg'));
+  };
+  assert.deepEqual(await lines({}), ['promotel warn: OpenTelemetry: negative value provided to counter neg: -1 (said once; OTEL_LOG_LEVEL=debug shows every repeat)']);
+  assert.equal((await lines({ OTEL_LOG_LEVEL: 'debug' })).length, 1000);
+});
+
 test('under node:cluster the primary says each configuration warning once; the workers do not repeat it', async () => {
   const [appPort, metricsPort] = [await freePort(), await freePort()];
   const app = startApp(join(FIXTURES, 'cluster-app.js'), {
