@@ -11,7 +11,7 @@
 // the HTTP hooks count into their own stores, and the app's startup runs
 // without waiting for the SDK.
 import type { AddressInfo } from 'node:net';
-import { inspect } from 'node:util';
+import { inspect, isDeepStrictEqual } from 'node:util';
 import { diag, DiagLogLevel, metrics, type Meter, type MeterProvider as ApiMeterProvider } from '@opentelemetry/api';
 import type { MeterProvider, MetricProducer, ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { clusterRole, createAggregator, PRIMARY_MARK, pushToPrimary } from './cluster';
@@ -52,7 +52,14 @@ const PORT_RETRY_MS = 2000;
  * OTEL_SDK_DISABLED=true.
  */
 export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = process.env): Agent | undefined {
-  if (current) return current;
+  if (current) {
+    // The preload (NODE_OPTIONS in an image) started it first: options that differ would otherwise be lost without a word.
+    const ignored = Object.entries(options).filter(([key, value]) => !isDeepStrictEqual(value, (current!.config as unknown as Record<string, unknown>)[key]));
+    if (ignored.length > 0) {
+      log.warn(`promotel.start() was called with ${ignored.map(([key, value]) => `${key}=${inspect(value, { breakLength: Infinity })}`).join(', ')}, but the agent was already running (the preload?) without them: they are ignored; drop the preload, or set them through the environment (OTEL_*/PROMOTEL_* variables) instead`);
+    }
+    return current;
+  }
   const { config, warnings } = resolveConfig(env, options);
   log.setLogLevel(config.logLevel);
   const role = clusterRole(env);

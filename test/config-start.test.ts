@@ -26,6 +26,17 @@ test('start({ port: 70000 }): one warning naming the option, the port the enviro
   ]);
 });
 
+test('start(options) after the preload started the agent: the options that differ are named in one warning, the ones that match are not', async () => {
+  const port = await freePort();
+  const script = `const p = require(${JSON.stringify(INDEX)}); p.start({ port: ${port}, host: '127.0.0.1' }); p.start({ port: 1234, runtimeMetrics: false }); console.log('app alive');`;
+  const app = startApp('-e', { args: [script], env: { OTEL_EXPORTER_PROMETHEUS_PORT: String(port), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' } });
+  assert.deepEqual(await app.exited, { code: 0, signal: null });
+  assert.equal(app.stdout(), 'app alive\n');
+  assert.deepEqual(agentLines(app.stderr()), [
+    'promotel warn: promotel.start() was called with port=1234, runtimeMetrics=false, but the agent was already running (the preload?) without them: they are ignored; drop the preload, or set them through the environment (OTEL_*/PROMOTEL_* variables) instead',
+  ]);
+});
+
 test('start(options, env): OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS is read from the env given, not only from process.env', async () => {
   const port = await freePort();
   const script = `
