@@ -168,7 +168,7 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
         endpoint = serveMetrics({
           host: config.host,
           port: config.port,
-          scrape: (om) => load().reader.scrape(om),
+          scrape: (om, timeoutMs) => load().reader.scrape(om, timeoutMs),
           exclusive: role === 'orphan-worker',
           retryMs: PORT_RETRY_MS,
           hint:

@@ -30,7 +30,8 @@ export interface MetricsServer {
 export interface ServeOptions {
   host: string;
   port: number;
-  scrape: (openMetrics: boolean) => Promise<ScrapeResult>;
+  /** `timeoutMs`: how long the metric callbacks may take, so that the answer comes before the scraper gives up. */
+  scrape: (openMetrics: boolean, timeoutMs: number) => Promise<ScrapeResult>;
   /** Names the variables that move the endpoint, for the warning when the port is taken. */
   portVariable?: string;
   /** Bind a port of our own even in a cluster worker, where listen() would otherwise share the primary's. */
@@ -215,11 +216,23 @@ function route(req: IncomingMessage, res: ServerResponse, options: ServeOptions)
   }
   if (path === '/healthz') return plain(res, 200, 'ok\n');
   const openMetrics = wantsOpenMetrics(req.headers.accept);
-  options.scrape(openMetrics).then(
+  options.scrape(openMetrics, scrapeTimeoutMs(req.headers['x-prometheus-scrape-timeout-seconds'])).then(
     (result) => send(req, res, result),
     (err) => fail(res, err),
   );
 }
+
+/**
+ * A callback that hangs is given up on after 10 s, as the SDK's own exporters do; but Prometheus gives
+ * up on a scrape at its scrape_timeout (10 s by default, often less) and marks the whole target down.
+ * So the scraper's timeout, which Prometheus sends in this header, is honoured with half a second of
+ * margin, as blackbox_exporter and `promotel poll` do.
+ */
+export function scrapeTimeoutMs(header: string | string[] | undefined): number {
+  const seconds = Number(Array.isArray(header) ? header[0] : header);
+  return Number.isFinite(seconds) && seconds > 0 ? Math.max(100, Math.min(SCRAPE_TIMEOUT_MS, seconds * 1000 - 500)) : SCRAPE_TIMEOUT_MS;
+}
+const SCRAPE_TIMEOUT_MS = 10_000;
 
 function send(req: IncomingMessage, res: ServerResponse, result: ScrapeResult): void {
   res.setHeader('Content-Type', result.openMetrics ? OPENMETRICS_CONTENT_TYPE : TEXT_CONTENT_TYPE);

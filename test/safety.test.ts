@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
-import { overlaps } from '../src/server';
+import { overlaps, scrapeTimeoutMs } from '../src/server';
 import { FIXTURES, REGISTER, ROOT, eventually, freePort, get, startApp } from './helpers';
 
 const SERVER = join(FIXTURES, 'server.js');
@@ -268,6 +268,28 @@ test('callbacks that fail with no reason, null, or an unprintable value cost one
   } finally {
     app.kill();
   }
+});
+
+test('a callback that never settles: the scrape is answered within the timeout Prometheus sends, with the other metrics', async () => {
+  const [appPort, metricsPort] = [await freePort(), await freePort()];
+  const app = startApp(join(FIXTURES, 'throwing-callback.js'), { env: { FAILURES: 'hang', PORT: String(appPort), OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1', PROMOTEL_RUNTIME_METRICS: 'false', PROMOTEL_HOST_METRICS: 'false' } });
+  try {
+    await app.waitFor(/listening/);
+    const started = performance.now();
+    const res = await get(`http://127.0.0.1:${metricsPort}/metrics`, { headers: { 'X-Prometheus-Scrape-Timeout-Seconds': '2' } });
+    const ms = performance.now() - started;
+    assert.equal(res.status, 200);
+    assert.match(res.body, /^fragile_ok_total\{otel_scope_name="fragile"\} 5$/m);
+    // 2 s less the half second of margin: well before the scraper gives up, and not at once (the callback had its time).
+    assert.ok(ms >= 1400 && ms < 1950, `answered after ${Math.round(ms)} ms`);
+    assert.match(agentLines(app.stderr()).join('\n'), /a metric callback failed during a scrape \(.*\); the other metrics were served/);
+  } finally {
+    app.kill();
+  }
+});
+
+test('the callbacks\' timeout: the scraper\'s less half a second, between 0.1 and 10 s', () => {
+  assert.deepEqual(['5', '0.3', '30', 'abc', undefined, ['2', '9']].map((h) => scrapeTimeoutMs(h)), [4500, 100, 10_000, 10_000, 10_000, 1500]);
 });
 
 test('loaded twice (NODE_OPTIONS and --require), the agent starts once', async () => {

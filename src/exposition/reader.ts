@@ -74,11 +74,12 @@ export class PullReader extends MetricReader {
     this.producers.push(producer);
   }
 
-  scrape(openMetrics: boolean): Promise<ScrapeResult> {
+  /** `timeoutMs`: for the metric callbacks; scrapes that arrive while one runs share it, and its timeout. */
+  scrape(openMetrics: boolean, timeoutMs = 10_000): Promise<ScrapeResult> {
     let shared = this.inFlight.get(openMetrics);
     if (shared === undefined) {
       // Deleted before any scrape sees the body, so `users` is final by the time one releases it.
-      shared = { body: this.collectAndSerialize(openMetrics).finally(() => this.inFlight.delete(openMetrics)), users: 0 };
+      shared = { body: this.collectAndSerialize(openMetrics, timeoutMs).finally(() => this.inFlight.delete(openMetrics)), users: 0 };
       this.inFlight.set(openMetrics, shared);
     }
     const mine = shared;
@@ -142,8 +143,8 @@ export class PullReader extends MetricReader {
     return this.merge ? this.merge(own) : own;
   }
 
-  private async collectAndSerialize(openMetrics: boolean): Promise<Buffer> {
-    const data = await this.collectForExport(10_000, { during: 'a scrape', outcome: 'served' });
+  private async collectAndSerialize(openMetrics: boolean, timeoutMs: number): Promise<Buffer> {
+    const data = await this.collectForExport(timeoutMs, { during: 'a scrape', outcome: 'served' });
     const into = this.spare[openMetrics ? 1 : 0];
     this.spare[openMetrics ? 1 : 0] = undefined;
     return serializeToBuffer(data, { openMetrics, unitOverrides: this.unitOverrides, onProblem: warnOnce, into });
