@@ -153,6 +153,8 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
       stops.push(pushToPrimary(() => load().reader.collect().then((r) => r.resourceMetrics), config.clusterPushIntervalMs));
     });
   } else if (config.exporters.length > 0) {
+    // A process the service started (child_process, not node:cluster) inherits the preload and the port.
+    const parent = role === 'single' && env[PRIMARY_MARK] === String(process.ppid) ? process.ppid : undefined;
     if (role === 'single') {
       guard('cluster aggregation', 'OTEL_METRICS_EXPORTER', () => {
         // Any worker this process forks with node:cluster will find the mark and report here.
@@ -174,6 +176,8 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
           hint:
             role === 'orphan-worker'
               ? 'for each worker: this is a cluster worker whose primary runs without promotel (a pm2 daemon started without the preload?); preload promotel in the primary too (pm2 kill, then start pm2 with NODE_OPTIONS="--require promotel/register") and it serves every worker on one port'
+              : parent !== undefined
+              ? `for this process, a child of pid ${parent} whose promotel serves that port (only node:cluster workers report to their parent's endpoint), or set OTEL_SDK_DISABLED=true for it to run without the agent`
               : undefined,
         });
       });

@@ -292,6 +292,17 @@ test('the callbacks\' timeout: the scraper\'s less half a second, between 0.1 an
   assert.deepEqual(['5', '0.3', '30', 'abc', undefined, ['2', '9']].map((h) => scrapeTimeoutMs(h)), [4500, 100, 10_000, 10_000, 10_000, 1500]);
 });
 
+test('a child process the app starts finds the port taken by its parent: the warning says so, and how to quiet it', async () => {
+  const port = await freePort();
+  const script = `setTimeout(() => { require('node:child_process').spawnSync(process.execPath, [...process.execArgv, '-e', 'setTimeout(() => {}, 800)'], { stdio: 'inherit' }); console.log(process.pid); }, 500);`;
+  const app = startApp('-e', { args: [script], env: { OTEL_EXPORTER_PROMETHEUS_PORT: String(port), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' } });
+  assert.deepEqual(await app.exited, { code: 0, signal: null });
+  const parent = app.stdout().trim();
+  assert.deepEqual(agentLines(app.stderr()), [
+    `promotel warn: cannot serve metrics on 127.0.0.1:${port}: port ${port} is already in use; set OTEL_EXPORTER_PROMETHEUS_PORT to a free port for this process, a child of pid ${parent} whose promotel serves that port (only node:cluster workers report to their parent's endpoint), or set OTEL_SDK_DISABLED=true for it to run without the agent (the application keeps running without a metrics endpoint; promotel tries the port again every 2 s)`,
+  ]);
+});
+
 test('loaded twice (NODE_OPTIONS and --require), the agent starts once', async () => {
   const port = await freePort();
   const app = startApp(SERVER, {
