@@ -7,6 +7,7 @@ import { isLogLevel, type LogLevel } from './log';
 import { baseEndpoint, checkTemporality, DEFAULT_OTLP_ENDPOINT, exportInterval, exportTimeout, protocol, readHeaders, type OtlpProtocol } from './config-otlp';
 import { parseResourceAttributes } from './config-pairs';
 import { bool, host, httpUrl, invalid, listed, millis, ok, oneOf, port, shown, text, wholeNumber, type Check } from './config-values';
+import { KNOWN_METHODS_VARIABLE } from './instrumentations/http-semconv';
 
 export { parseResourceAttributes } from './config-pairs';
 
@@ -82,10 +83,12 @@ export const VARIABLES: ReadonlyArray<{ name: string; default: string; meaning: 
   { name: 'OTEL_METRIC_EXPORT_INTERVAL', default: '60000', meaning: 'with `otlp`: ms between pushes' },
   { name: 'OTEL_METRIC_EXPORT_TIMEOUT', default: '30000', meaning: 'with `otlp`: ms one push may take in all; a push is bounded by the shorter of this and `OTEL_EXPORTER_OTLP_TIMEOUT`' },
   { name: 'OTEL_LOG_LEVEL', default: 'warn', meaning: '`none`, `error`, `warn`, `info`, `debug`, `verbose`, `all`' },
+  // Read by the HTTP hooks themselves (http-semconv.ts), listed here so that this list is complete.
+  KNOWN_METHODS_VARIABLE,
   { name: 'PROMOTEL_HTTP_METRICS', default: 'true', meaning: 'HTTP server and client metrics' },
   { name: 'PROMOTEL_HTTP_SERVER_HOOK', default: 'diagnostics_channel', meaning: 'how HTTP/1 server requests are timed: `diagnostics_channel` (fast) or `instrumentation-http` (the stock OTel patch); HTTP/2 servers are always timed by promotel' },
   { name: 'PROMOTEL_RUNTIME_METRICS', default: 'true', meaning: 'Node.js runtime metrics (event loop, GC, V8 heap, handles, version) and this process\'s CPU and memory (`process_cpu_*`, `process_memory_usage_bytes`)' },
-  { name: 'PROMOTEL_EVENTLOOP_DELAY_RESOLUTION', default: '10', meaning: 'ms between event-loop delay samples. Each sample wakes an idle process: on the benchmark VM (2026-11-30) an idle service with promotel spent about 9 ms of CPU per second at 10 ms, 2 ms at 100 ms. A block shorter than this may go unseen, and a longer one reads up to this much short' },
+  { name: 'PROMOTEL_EVENTLOOP_DELAY_RESOLUTION', default: '10', meaning: 'ms between event-loop delay samples. Each sample wakes an idle process: on the benchmark VM (2026-11-30) an idle service with promotel spent about 9 ms of CPU per second at 10 ms, 2 ms at 100 ms. Every reading includes this interval: an idle loop reads about the resolution itself, a block of 300 ms about 300 ms plus the resolution, and a block shorter than the resolution may go unseen. The `PromotelEventLoopDelayHigh` alert (p99 > 100 ms) assumes the default: at a coarser resolution, raise its threshold by the resolution' },
   { name: 'PROMOTEL_HOST_METRICS', default: 'true', meaning: 'the host\'s CPU, memory and network (`system_*`, from `@opentelemetry/host-metrics`); the process\'s own follow `PROMOTEL_RUNTIME_METRICS`' },
   { name: 'PROMOTEL_CARDINALITY_LIMIT', default: '2000', meaning: 'series per metric before new label sets go to the `otel_metric_overflow="true"` series' },
   { name: 'PROMOTEL_CLUSTER_PUSH_INTERVAL', default: '1000', meaning: 'under `node:cluster`, how often (ms) each worker sends its metrics to the primary besides answering its request at each scrape; a worker too busy to answer within 1 s is served from its last push' },
