@@ -54,7 +54,7 @@ const PORT_RETRY_MS = 2000;
 export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = process.env): Agent | undefined {
   if (current) {
     // The preload (NODE_OPTIONS in an image) started it first: options that differ would otherwise be lost without a word.
-    const ignored = Object.entries(options).filter(([key, value]) => !isDeepStrictEqual(value, (current!.config as unknown as Record<string, unknown>)[key]));
+    const ignored = Object.entries(options).filter(([key, value]) => value !== undefined && !isDeepStrictEqual(value, (current!.config as unknown as Record<string, unknown>)[key]));
     if (ignored.length > 0) {
       log.warn(`promotel.start() was called with ${ignored.map(([key, value]) => `${key}=${inspect(value, { breakLength: Infinity })}`).join(', ')}, but the agent was already running (the preload?) without them: they are ignored; drop the preload, or set them through the environment (OTEL_*/PROMOTEL_* variables) instead`);
     }

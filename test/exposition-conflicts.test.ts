@@ -227,12 +227,14 @@ test('a value that ends like a reserved label (`a,le=`) is only a value: no warn
 test('a name that sanitizing ends with _ gets its suffixes without a run of __', async () => {
   const { text, om } = await expose((m) => {
     m.createCounter('my-metric.name!').add(1);
+    // A valid name that ends in `_` is kept as it is: the sidecar re-exposes names.
+    m.createObservableGauge('kept_').addCallback((r) => r.observe(1));
     m.createHistogram('wait!', { unit: 's', advice: { explicitBucketBoundaries: [1] } }).record(0.5);
   });
   const parsed = valid(text, om);
   for (const families of [parsed.text, parsed.om]) {
-    assert.deepEqual(families.flatMap((f) => f.samples).map((s) => s.name).filter((n) => n.startsWith('my') || n.startsWith('wait')).filter((n) => !n.endsWith('_created')).sort(), [
-      'my_metric_name_total', 'wait_seconds_bucket', 'wait_seconds_bucket', 'wait_seconds_count', 'wait_seconds_sum',
+    assert.deepEqual(families.flatMap((f) => f.samples).map((s) => s.name).filter((n) => n.startsWith('my') || n.startsWith('wait') || n.startsWith('kept')).filter((n) => !n.endsWith('_created')).sort(), [
+      'kept_', 'my_metric_name_total', 'wait_seconds_bucket', 'wait_seconds_bucket', 'wait_seconds_count', 'wait_seconds_sum',
     ]);
   }
 });

@@ -27,6 +27,7 @@ type Merge = <V>(last: AttributeHashMap<V>, current: AttributeHashMap<V>, aggreg
 const OVERFLOW: Attributes = { 'otel.metric.overflow': true };
 const OVERFLOW_HASH = JSON.stringify([['otel.metric.overflow', true]]);
 
+// One limit for the process, as the agent (or `promotel poll`) has one reader.
 let limit = 2000;
 let patched: boolean | undefined;
 

@@ -75,8 +75,10 @@ export function familyName(name: string, unit: string, kind: FamilyKind): Family
   const key = `${kind}\u0000${unit}\u0000${name}`;
   let out = familyCache.get(key);
   if (out !== undefined) return out;
-  // A trailing `_` (from `name!`) would meet the suffixes' own (`name__total`), where the rules fold runs of `_`.
-  let base = sanitizeMetricName(name).replace(/([^_])_+$/, '$1');
+  // A trailing `_` that sanitizing made (`name!`) would meet the suffixes' own (`name__total`), where the
+  // rules fold runs of `_`. One the name had stays: the sidecar re-exposes valid names as they are.
+  let base = sanitizeMetricName(name);
+  if (!name.endsWith('_')) base = base.replace(/([^_])_+$/, '$1');
   const isCounter = kind === 'counter';
   // `_total` alone keeps its name: stripped, the family would have none, which fails the whole scrape.
   if (isCounter && base !== '_total') base = base.replace(/_total$/, '');
