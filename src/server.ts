@@ -226,13 +226,12 @@ function route(req: IncomingMessage, res: ServerResponse, options: ServeOptions)
  * A callback that hangs is given up on after 10 s, as the SDK's own exporters do; but Prometheus gives
  * up on a scrape at its scrape_timeout (10 s by default, often less) and marks the whole target down.
  * So the scraper's timeout, which Prometheus sends in this header, is honoured with half a second of
- * margin, as blackbox_exporter and `promotel poll` do.
+ * margin, as blackbox_exporter does (`promotel poll`'s probes too, within their own timeout: `atMostMs`).
  */
-export function scrapeTimeoutMs(header: string | string[] | undefined): number {
+export function scrapeTimeoutMs(header: string | string[] | undefined, atMostMs = 10_000): number {
   const seconds = Number(Array.isArray(header) ? header[0] : header);
-  return Number.isFinite(seconds) && seconds > 0 ? Math.max(100, Math.min(SCRAPE_TIMEOUT_MS, seconds * 1000 - 500)) : SCRAPE_TIMEOUT_MS;
+  return Number.isFinite(seconds) && seconds > 0 ? Math.max(100, Math.min(atMostMs, seconds * 1000 - 500)) : atMostMs;
 }
-const SCRAPE_TIMEOUT_MS = 10_000;
 
 function send(req: IncomingMessage, res: ServerResponse, result: ScrapeResult): void {
   res.setHeader('Content-Type', result.openMetrics ? OPENMETRICS_CONTENT_TYPE : TEXT_CONTENT_TYPE);

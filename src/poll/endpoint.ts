@@ -10,7 +10,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { serialize } from '../exposition/serialize';
-import { OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, wantsOpenMetrics } from '../server';
+import { OPENMETRICS_CONTENT_TYPE, scrapeTimeoutMs, TEXT_CONTENT_TYPE, wantsOpenMetrics } from '../server';
 import { matching, normalise } from './allow';
 import type { Module, PollConfig, Target } from './config';
 import { toScopeMetrics, type Family } from './families';
@@ -46,8 +46,7 @@ export function handleProbe(req: IncomingMessage, res: ServerResponse, deps: Pro
   }
   // Finish before the scraper gives up, as blackbox_exporter does (half a second of margin),
   // counting from now: the wait for a free poll slot is part of it.
-  const header = Number(req.headers['x-prometheus-scrape-timeout-seconds']);
-  if (Number.isFinite(header) && header > 0) target.timeoutMs = Math.max(100, Math.min(target.timeoutMs, header * 1000 - 500));
+  target.timeoutMs = scrapeTimeoutMs(req.headers['x-prometheus-scrape-timeout-seconds'], target.timeoutMs);
   const deadline = performance.now() + target.timeoutMs;
   const openMetrics = wantsOpenMetrics(req.headers.accept);
   deps.poll(target, module, deadline).then(
