@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { FIXTURES, eventually, freePort, get, startApp } from './helpers';
+import { FIXTURES, ROOT, eventually, freePort, get, startApp } from './helpers';
 
 interface Received {
   at: number;
@@ -16,7 +16,8 @@ interface Received {
   body: Buffer;
 }
 
-async function collector(statuses: number[] = []): Promise<{ server: Server; url: string; received: Received[] }> {
+/** `firstDelayMs`: how long the first export waits for its answer (a slow collector). */
+async function collector(statuses: number[] = [], firstDelayMs = 0): Promise<{ server: Server; url: string; received: Received[] }> {
   const received: Received[] = [];
   const server = createServer((req: IncomingMessage, res) => {
     const chunks: Buffer[] = [];
@@ -24,7 +25,7 @@ async function collector(statuses: number[] = []): Promise<{ server: Server; url
     req.on('end', () => {
       received.push({ at: Date.now(), path: req.url ?? '', contentType: req.headers['content-type'] ?? '', headers: req.headers, body: Buffer.concat(chunks) });
       res.statusCode = statuses.shift() ?? 200;
-      res.end(res.statusCode === 200 ? '{}' : 'refused');
+      setTimeout(() => res.end(res.statusCode === 200 ? '{}' : 'refused'), received.length === 1 ? firstDelayMs : 0);
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -50,6 +51,12 @@ function metricsOf(body: Buffer): Map<string, JsonPoint[]> {
   const out = new Map<string, JsonPoint[]>();
   for (const rm of doc.resourceMetrics) for (const sm of rm.scopeMetrics) for (const m of sm.metrics) out.set(m.name, (m.sum ?? m.histogram)?.dataPoints ?? []);
   return out;
+}
+
+/** metric name -> its unit, from an OTLP/JSON export body. */
+function unitsOf(body: Buffer): Map<string, string> {
+  const doc = JSON.parse(body.toString()) as { resourceMetrics: Array<{ scopeMetrics: Array<{ metrics: Array<{ name: string; unit?: string }> }> }> };
+  return new Map(doc.resourceMetrics.flatMap((rm) => rm.scopeMetrics.flatMap((sm) => sm.metrics.map((m) => [m.name, m.unit ?? ''] as [string, string]))));
 }
 
 const agentLines = (stderr: string): string[] => stderr.split('\n').filter((l) => l.startsWith('promotel '));
@@ -84,11 +91,39 @@ test('http/json: the app counter and the HTTP histogram arrive with exact values
     assert.equal(jobs.length, 1);
     assert.equal(Number(jobs[0]!.asInt ?? jobs[0]!.asDouble), 4);
     assert.deepEqual(jobs[0]!.attributes, [{ key: 'queue', value: { stringValue: 'mail' } }]);
+    // The units host-metrics leaves out are pushed as a scrape shows them (system_memory_usage_bytes).
+    const units = await eventually(async () => {
+      const u = unitsOf(otel.received.at(-1)!.body);
+      return u.has('system.memory.usage') && u.has('process.memory.usage') ? u : undefined;
+    }, 10_000);
+    assert.deepEqual(['system.memory.usage', 'system.memory.utilization', 'process.memory.usage', 'process.cpu.utilization'].map((n) => units.get(n)), ['By', '1', 'By', '1']);
     const scrape = (await get(`http://127.0.0.1:${metricsPort}/metrics`)).body;
     assert.match(scrape, /^jobs_done_total\{queue="mail",otel_scope_name="jobs"\} 4$/m);
     // The pushes themselves are not the app's outgoing traffic.
     assert.doesNotMatch(scrape, /^http_client_request_duration_seconds/m);
     assert.deepEqual(agentLines(app.stderr()), []);
+  } finally {
+    app.kill();
+    otel.server.close();
+  }
+});
+
+test('promotel.shutdown() while a push is in flight still pushes the last numbers', async () => {
+  // The first export waits 1.5 s for its answer; shutdown() comes while it does.
+  const otel = await collector([], 1500);
+  const index = join(ROOT, 'dist', 'src', 'index.js');
+  const script = `
+    const p = require(${JSON.stringify(index)});
+    p.start({ exporters: ['otlp'], otlpProtocol: 'http/json', otlpEndpoint: '${otel.url}/v1/metrics', exportIntervalMs: 300, runtimeMetrics: false, hostMetrics: false });
+    const c = require('@opentelemetry/api').metrics.getMeter('jobs').createCounter('jobs.done');
+    c.add(1);
+    setTimeout(async () => { c.add(100); await p.shutdown(); console.log('stopped'); }, 600);`;
+  const app = startApp('-e', { preload: 'none', args: [script], cwd: ROOT });
+  try {
+    assert.deepEqual(await app.exited, { code: 0, signal: null });
+    assert.equal(app.stdout(), 'stopped\n');
+    const values = otel.received.map((r) => metricsOf(r.body).get('jobs.done')?.map((p) => Number(p.asInt ?? p.asDouble)));
+    assert.deepEqual(values.at(-1), [101], JSON.stringify(values));
   } finally {
     app.kill();
     otel.server.close();

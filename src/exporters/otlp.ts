@@ -105,6 +105,8 @@ export function startOtlpPush(options: OtlpOptions): { flush(): Promise<void>; s
       if (stopped) return;
       clearInterval(timer);
       process.off('beforeExit', onBeforeExit);
+      // A push in flight carries data collected before this call: the last numbers need one of their own.
+      await inFlight;
       await push();
       stopped = true;
       await exporter.shutdown().catch(() => {});

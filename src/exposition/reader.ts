@@ -114,12 +114,16 @@ export class PullReader extends MetricReader {
   override async collect(options?: { timeoutMillis?: number }): Promise<CollectionResult> {
     collectionStarts();
     const result = await super.collect(options);
-    if (this.startTimes.size > 0) {
+    if (this.startTimes.size > 0 || this.unitOverrides.size > 0) {
       for (const sm of result.resourceMetrics.scopeMetrics) {
         for (const metric of sm.metrics) {
-          const start = this.startTimes.get(`${sm.scope.name}\u0000${metric.descriptor.name}`);
+          const key = `${sm.scope.name}\u0000${metric.descriptor.name}`;
+          const start = this.startTimes.get(key);
           // The SDK builds these points afresh for each collection: setting them here changes no stored state.
           if (start !== undefined) for (const point of metric.dataPoints) (point as { startTime: HrTime }).startTime = start;
+          // Here rather than in the serializer, so that OTLP pushes and a cluster's primary get the unit too.
+          const unit = this.unitOverrides.get(key);
+          if (unit !== undefined && metric.descriptor.unit === '') (metric as { descriptor: MetricData['descriptor'] }).descriptor = { ...metric.descriptor, unit };
         }
       }
     }
@@ -147,7 +151,7 @@ export class PullReader extends MetricReader {
     const data = await this.collectForExport(timeoutMs, { during: 'a scrape', outcome: 'served' });
     const into = this.spare[openMetrics ? 1 : 0];
     this.spare[openMetrics ? 1 : 0] = undefined;
-    return serializeToBuffer(data, { openMetrics, unitOverrides: this.unitOverrides, onProblem: warnOnce, into });
+    return serializeToBuffer(data, { openMetrics, onProblem: warnOnce, into });
   }
 
   protected override async onForceFlush(): Promise<void> {}

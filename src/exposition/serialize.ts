@@ -42,8 +42,6 @@ export interface SummaryValue {
 
 export interface SerializeOptions {
   openMetrics: boolean;
-  /** `${scopeName}\0${instrumentName}` -> UCUM unit, for instruments that ship without one. */
-  unitOverrides?: ReadonlyMap<string, string>;
   /** Told of things the output had to leave out or fold, so the caller can warn once. */
   onProblem?: (key: string, message: string) => void;
   /**
@@ -107,8 +105,7 @@ export function serializeToBuffer(data: ResourceMetrics, options: SerializeOptio
         options.onProblem?.(`exponential:${metric.descriptor.name}`, `metric ${metric.descriptor.name} is an exponential histogram, which the Prometheus text formats cannot carry; it is left out of the scrape: use explicit-bucket histograms (the default) for it`);
         continue;
       }
-      const unit = options.unitOverrides?.get(`${scope.name}\u0000${metric.descriptor.name}`) ?? metric.descriptor.unit;
-      const names = familyName(metric.descriptor.name, unit, kind);
+      const names = familyName(metric.descriptor.name, metric.descriptor.unit, kind);
       const name = om ? names.openmetrics : names.text;
       if (name === 'target_info' || name === 'target') {
         options.onProblem?.(`reserved:${metric.descriptor.name}`, `metric ${metric.descriptor.name} would be exposed as ${name}, which is reserved for the resource; rename the instrument`);
