@@ -174,3 +174,14 @@ test('a log line stays one line of text whatever a target sent: control bytes ar
   }
   assert.deepEqual(stderr.lines, ['promotel warn: body starts "\\x00\\x1b[31m x"\n']);
 });
+
+test('text fields keep the text the file wrote: 1.10, 007, 0x10 and 1e3 are not numbers, so two targets 0x10 and 16 stay two', () => {
+  const config = parseConfig(`targets:
+  - { name: 0x10, url: "http://h/a", job: 1.20, labels: { version: 1.10, build: 007, flag: 1e3, on: true } }
+  - { name: 16, url: "http://h/b" }
+`);
+  assert.deepEqual(config.targets.map((t) => [t.name, t.job, t.labels]), [
+    ['0x10', '1.20', { version: '1.10', build: '007', flag: '1e3', on: 'true' }],
+    ['16', '16', {}],
+  ]);
+});

@@ -60,7 +60,10 @@ function scalar(node: unknown): unknown {
 
 export function str(ctx: Ctx, node: Node, field: string): string | undefined {
   const v = scalar(node);
-  if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (typeof v === 'string') return v;
+  // Text as the file wrote it: a label value `1.10`, a build `007`, a target named `0x10` (not 16, which
+  // another target may be called) stay as they are, as Prometheus keeps them in its own config.
+  if (typeof v === 'number' || typeof v === 'boolean') return (node as { source?: string }).source ?? String(v);
   fail(ctx, node, field, `must be text, not ${describe(node)}`);
   return undefined;
 }
