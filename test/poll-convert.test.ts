@@ -44,9 +44,19 @@ modules:
         each: $.caches.*
         value: $.hits
         labels: { cache: "@key" }
+  clash:
+    format: json
+    metrics:
+      - name: app_queue_depth
+        each: $.queues[*]
+        value: $.depth
+        labels: { env: $.name }
+      - { name: app_x, value: $.a }
+      - { name: app_x, value: $.b }
   metrics: { format: prometheus }
 targets:
   - { name: api, url: "${t.base}/json", module: api, labels: { env: test } }
+  - { name: clash, url: "${t.base}/json", module: clash, labels: { env: test } }
   - { name: prom, url: "${t.base}/metrics", module: metrics }
   - { name: om, url: "${t.base}/om", module: metrics, job: batch }
   - { name: html, url: "${t.base}/html", module: metrics }
@@ -85,6 +95,19 @@ test('a JSON API becomes gauges and counters with labels from its fields', async
   assert.equal(sampleValue(families, 'app_cache_hits', { cache: 'odd "key"' }), 2);
   const errors = await scrape(`${poller.url}/metrics`);
   assert.equal(value(errors, 'promotel_poll_errors_total', { target: 'api' }), undefined, 'a clean poll counts no error');
+});
+
+test('JSON labels named like the target\'s move to exported_*, and two entries of one name never give one series twice', async () => {
+  t.jsonBodies = [JSON.stringify({ queues: [{ name: 'mail', depth: 3 }, { name: 'sms', depth: 5 }], a: 1, b: 2 })];
+  const body = await probe('clash');
+  const base = { target: 'clash', job: 'clash', env: 'test' };
+  assert.equal(value(body, 'app_queue_depth', { ...base, exported_env: 'mail' }), 3);
+  assert.equal(value(body, 'app_queue_depth', { ...base, exported_env: 'sms' }), 5);
+  const families = pythonParse(body);
+  assert.deepEqual(families.flatMap((f) => f.samples).filter((s) => s.name === 'app_x').map((s) => s.value), [2], 'the last entry wins, once');
+  assert.equal(promtoolCheck(body), '');
+  const metrics = await scrape(`${poller.url}/metrics`);
+  assert.equal(value(metrics, 'promotel_poll_errors_total', { target: 'clash', reason: 'duplicate_series' }), 1);
 });
 
 test('missing fields, invalid numbers and type changes are counted and skipped, not thrown', async () => {

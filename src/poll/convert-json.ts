@@ -9,7 +9,7 @@
 //   type_changed    the value's JSON type differs from the previous poll's
 //   invalid_json    the body is not JSON at all (the probe fails)
 import type { JsonMetric } from './config';
-import type { ConvertError, Family, Series } from './families';
+import { relabel, type ConvertError, type Family, type Series } from './families';
 import { select } from './selector';
 
 export function convertJson(
@@ -30,9 +30,12 @@ export function convertJson(
   // may differ from each other without a change, and keys that went away are forgotten.
   const previous = new Map(types);
   types.clear();
+  // Per metric name, not per entry: two entries of one name make one family, and must not give one series twice.
+  const seenByName = new Map<string, Map<string, { series: Series[]; index: number }>>();
   for (const [index, metric] of metrics.entries()) {
     const series: Series[] = [];
-    const keys = new Map<string, number>();
+    let seen = seenByName.get(metric.name);
+    if (seen === undefined) seenByName.set(metric.name, (seen = new Map()));
     const elements = metric.each ? select(metric.each, root) : [{ value: root, key: '' }];
     if (metric.each && elements.length === 0) errors.push({ reason: 'missing_field', message: `${metric.name}: each ${metric.each.source} matched nothing` });
     for (const el of elements) {
@@ -67,13 +70,16 @@ export function convertJson(
       }
       if (!complete) continue;
       const key = JSON.stringify(labels);
-      if (keys.has(key)) {
+      // A label of the JSON's named like one of the target's moves to exported_<name>, as when re-exposing.
+      const s: Series = { labels: relabel(labels, extra), value };
+      const earlier = seen.get(key);
+      if (earlier !== undefined) {
         errors.push({ reason: 'duplicate_series', message: `${metric.name}: two elements give the labels ${key}; add a label that tells them apart (such as @key)` });
-        series[keys.get(key)!] = { labels: Object.assign(labels, extra), value };
+        earlier.series[earlier.index] = s;
         continue;
       }
-      keys.set(key, series.length);
-      series.push({ labels: Object.assign(labels, extra), value });
+      seen.set(key, { series, index: series.length });
+      series.push(s);
     }
     families.push({ name: metric.name, kind: metric.type, help: metric.help, unit: '', series });
   }

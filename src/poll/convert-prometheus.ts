@@ -8,7 +8,7 @@
 // samples, under the same sample names, so queries keep working.
 import type { Histogram } from '@opentelemetry/sdk-metrics';
 import type { SummaryValue } from '../exposition/serialize';
-import type { ConvertError, Family, Series } from './families';
+import { moves, relabel, type ConvertError, type Family, type Series } from './families';
 import { pace, type Pace } from './pace';
 
 interface Sample {
@@ -31,9 +31,6 @@ const SUFFIXES: Record<string, string[]> = {
   gaugehistogram: ['_bucket', '_gcount', '_gsum'],
   info: ['_info'],
 };
-
-// Labels the exposition itself adds to every series; a target's own would collide.
-const RESERVED = new Set(['target', 'job', 'otel_scope_name', 'otel_scope_version', 'otel_scope_schema_url']);
 
 /** Parses the body; `types` remembers each family's type between polls of one target, to report changes. */
 export async function convertPrometheus(body: string, extra: Record<string, string>, types: Map<string, string>): Promise<{ families: Family[]; errors: ConvertError[]; samples: number }> {
@@ -69,24 +66,6 @@ export async function convertPrometheus(body: string, extra: Record<string, stri
 
 const OWN = /^promotel_(probe|poll)_/;
 
-/** Whether a target's label of this name clashes with ours, and so moves to exported_<name>. */
-function moves(k: string, extra: Record<string, string>): boolean {
-  return RESERVED.has(k) || k in extra;
-}
-
-/** A target's labels that clash with ours move to exported_<name>, as often as needed to be free (as Prometheus does). */
-function relabel(labels: Record<string, string>, extra: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(labels)) {
-    let name = k;
-    if (moves(k, extra)) {
-      name = `exported_${k}`;
-      while (name in labels || name in out || name in extra) name = `exported_${name}`;
-    }
-    out[name] = v;
-  }
-  return Object.assign(out, extra);
-}
 
 /**
  * A sample given twice (the same name and labels: a counter's value, a

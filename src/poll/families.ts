@@ -86,3 +86,28 @@ function hrFromSeconds(s: number): [number, number] {
 export function targetLabels(target: { name: string; job: string; labels: Record<string, string> }): Record<string, string> {
   return { ...target.labels, target: target.name, job: target.job };
 }
+
+// Labels the exposition itself adds to every series; a target's own would collide.
+const RESERVED = new Set(['target', 'job', 'otel_scope_name', 'otel_scope_version', 'otel_scope_schema_url']);
+
+/** Whether a target's label of this name clashes with ours, and so moves to exported_<name>. */
+export function moves(k: string, extra: Record<string, string>): boolean {
+  return RESERVED.has(k) || k in extra;
+}
+
+/**
+ * A series' labels with the target's (`extra`) added: its own that clash with those move to
+ * exported_<name>, as often as needed to be free (as Prometheus does with honor_labels: false).
+ */
+export function relabel(labels: Record<string, string>, extra: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(labels)) {
+    let name = k;
+    if (moves(k, extra)) {
+      name = `exported_${k}`;
+      while (name in labels || name in out || name in extra) name = `exported_${name}`;
+    }
+    out[name] = v;
+  }
+  return Object.assign(out, extra);
+}
