@@ -94,6 +94,8 @@ export interface Targets {
   close(): Promise<void>;
 }
 
+let BIG: string | undefined;
+
 function route(req: IncomingMessage, res: ServerResponse, t: Targets): void {
   const path = (req.url ?? '/').split('?')[0]!;
   t.hits.set(path, (t.hits.get(path) ?? 0) + 1);
@@ -105,6 +107,9 @@ function route(req: IncomingMessage, res: ServerResponse, t: Targets): void {
     case '/ok':
     case '/public/ok':
       return send(200, 'hello\n');
+    case '/big': // 200,000 series, sent at once: converting them takes longer than sending them
+      BIG ??= `# TYPE big gauge\n${Array.from({ length: 200_000 }, (_, i) => `big{i="${i}"} ${i}\n`).join('')}`;
+      return send(200, BIG);
     case '/slow': {
       const timer = setTimeout(() => send(200, 'late\n'), 2000);
       res.on('close', () => clearTimeout(timer));

@@ -13,7 +13,7 @@ import { jitterOf } from '../src/poll/service';
 import { compileSelector, select } from '../src/poll/selector';
 import * as log from '../src/log';
 import { captureStderr, get } from './helpers';
-import { startPoller, startTargets } from './poll-helpers';
+import { startPoller, startTargets, value } from './poll-helpers';
 
 test('selectors: fields, quoted keys, indexes, wildcards and @key', () => {
   const doc = { a: { 'b c': [10, 20, 30] }, list: [{ n: 1 }, { n: 2 }], map: { x: { n: 3 }, y: { n: 4 } } };
@@ -184,4 +184,27 @@ test('text fields keep the text the file wrote: 1.10, 007, 0x10 and 1e3 are not 
     ['0x10', '1.20', { version: '1.10', build: '007', flag: '1e3', on: 'true' }],
     ['16', '16', {}],
   ]);
+});
+
+test('/probe: converting a body that came in time is bounded by the deadline too; past it the probe fails as a timeout, in time', async () => {
+  const t = await startTargets();
+  const poller = await startPoller(`
+interval: 0s
+modules: { metrics: { format: prometheus } }
+targets:
+  - { name: big, url: "${t.base}/big", module: metrics, timeout: 10s }
+`);
+  try {
+    await get(`${t.base}/big`); // the body is built once, before the clock starts: it then comes in a few ms
+    const started = Date.now();
+    const res = await get(`${poller.url}/probe?target=big`, { headers: { 'X-Prometheus-Scrape-Timeout-Seconds': '1' } });
+    const ms = Date.now() - started;
+    assert.equal(res.status, 200);
+    assert.equal(value(res.body, 'promotel_probe_success', { target: 'big', job: 'big' }), 0);
+    assert.ok(ms < 1000, `answered after ${ms} ms, within the scraper's 1 s`);
+    assert.match(poller.stderr(), /target big .* failed: timeout: the answer came, but converting it took past the \d+ ms timeout/);
+  } finally {
+    await poller.stop();
+    await t.close();
+  }
 });

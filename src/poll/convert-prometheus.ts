@@ -33,9 +33,9 @@ const SUFFIXES: Record<string, string[]> = {
 };
 
 /** Parses the body; `types` remembers each family's type between polls of one target, to report changes. */
-export async function convertPrometheus(body: string, extra: Record<string, string>, types: Map<string, string>): Promise<{ families: Family[]; errors: ConvertError[]; samples: number }> {
+export async function convertPrometheus(body: string, extra: Record<string, string>, types: Map<string, string>, deadline?: number): Promise<{ families: Family[]; errors: ConvertError[]; samples: number }> {
   const errors: ConvertError[] = [];
-  const pacer = pace();
+  const pacer = pace(deadline);
   const parsed = await parse(body, errors, pacer);
   const families: Family[] = [];
   let samples = 0;

@@ -12,16 +12,22 @@ export interface Pace {
   yield(): Promise<void>;
 }
 
-export function pace(): Pace {
+/** The work went past its deadline: the probe's answer is due, converted or not. */
+export class PastDeadline extends Error {}
+
+/** `deadline`: performance.now() ms by which the work must be done; a yield after it rejects with PastDeadline. */
+export function pace(deadline = Infinity): Pace {
   let next = performance.now() + SLICE_MS;
   let calls = 0;
   return {
     // The clock is read once per 256 calls: a loop step is far shorter than a slice.
     due: () => (++calls & 255) === 0 && performance.now() >= next,
     yield: () =>
-      new Promise<void>((resolve) =>
+      new Promise<void>((resolve, reject) =>
         setImmediate(() => {
-          next = performance.now() + SLICE_MS;
+          const now = performance.now();
+          if (now > deadline) return reject(new PastDeadline());
+          next = now + SLICE_MS;
           resolve();
         }),
       ),

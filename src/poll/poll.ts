@@ -9,6 +9,7 @@ import { allowed } from './allow';
 import type { Module, PollConfig, Target } from './config';
 import { convertJson } from './convert-json';
 import { convertPrometheus } from './convert-prometheus';
+import { PastDeadline } from './pace';
 import { targetLabels, type ConvertError, type Family } from './families';
 import { PHASES, probe, type ProbeResult } from './probe';
 
@@ -74,15 +75,20 @@ export async function pollTarget(target: Target, module: Module, ctx: PollContex
           errors = out.errors;
           if (out.failed) fail(result, 'invalid_json', out.failed);
         } else if (module.format === 'prometheus') {
-          const out = await convertPrometheus(text, extra, types);
+          // The probe's timeout bounds the conversion too: the scraper waits for both.
+          const out = await convertPrometheus(text, extra, types, started + target.timeoutMs);
           converted = out.families;
           errors = out.errors;
           if (out.samples === 0 && text.trim() !== '') fail(result, 'invalid_exposition', `none of the body is Prometheus text (${out.errors[0]?.message ?? 'no samples'})`);
         }
       } catch (err) {
-        // A bug in a converter: the probe's own series still say the target failed, so its alerts fire.
         [converted, errors] = [[], []];
-        fail(result, 'internal', `converting the answer failed (${log.describeError(err)}); please report this with the body`);
+        if (err instanceof PastDeadline) {
+          fail(result, 'timeout', `the answer came, but converting it took past the ${Math.round(target.timeoutMs)} ms timeout (${result.body.length} bytes): raise timeout: for this target, or have it serve fewer series`);
+        } else {
+          // A bug in a converter: the probe's own series still say the target failed, so its alerts fire.
+          fail(result, 'internal', `converting the answer failed (${log.describeError(err)}); please report this with the body`);
+        }
       }
     }
     if (!result.success) {
