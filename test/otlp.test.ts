@@ -191,7 +191,7 @@ test('an unreachable collector: one warning naming it, and the app serves as bef
     }
     assert.equal((await get(`http://127.0.0.1:${metricsPort}/metrics`)).status, 200);
     assert.deepEqual(agentLines(app.stderr()), [
-      `promotel warn: OTLP export to http://127.0.0.1:${deadPort}/v1/metrics failed: ${agentLines(app.stderr())[0]!.split(' failed: ')[1]!.split(';')[0]}; retrying every 100 ms with backoff, the application is unaffected: check OTEL_EXPORTER_OTLP_ENDPOINT and that a collector listens there`,
+      `promotel warn: OTLP export to http://127.0.0.1:${deadPort}/v1/metrics failed: ${agentLines(app.stderr())[0]!.split(' failed: ')[1]!.split(';')[0]}; the next push is in 100 ms, the application is unaffected: check OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT) and that a collector listens there`,
     ]);
   } finally {
     app.kill();
@@ -312,7 +312,25 @@ test('a collector refusing the credentials (401): the warning points to OTEL_EXP
     assert.equal(otel.received[0]!.headers.authorization, 'Bearer wrong');
     const lines = agentLines(app.stderr());
     assert.equal(lines.length, 1, app.stderr());
-    assert.match(lines[0]!, new RegExp(`^promotel warn: OTLP export to ${otel.url}/v1/metrics failed: .*; retrying every 200 ms with backoff, the application is unaffected: the collector refused the credentials \\(HTTP 401\\): check OTEL_EXPORTER_OTLP_HEADERS \\(or OTEL_EXPORTER_OTLP_METRICS_HEADERS\\)$`));
+    assert.match(lines[0]!, new RegExp(`^promotel warn: OTLP export to ${otel.url}/v1/metrics failed: HTTP 401 .*; the next push is in 200 ms, the application is unaffected: the collector refused the credentials \\(HTTP 401\\): check OTEL_EXPORTER_OTLP_HEADERS \\(or OTEL_EXPORTER_OTLP_METRICS_HEADERS\\)$`));
+  } finally {
+    app.kill();
+    otel.server.close();
+  }
+});
+
+test('a per-signal endpoint without /v1/metrics (HTTP 404): the warning gives the status and says it is used as it is', async () => {
+  const otel = await collector(Array(50).fill(404));
+  const appPort = await freePort();
+  const app = startApp(join(FIXTURES, 'otlp-app.js'), {
+    env: { PORT: String(appPort), OTEL_METRICS_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: otel.url, OTEL_METRIC_EXPORT_INTERVAL: '200' },
+  });
+  try {
+    await app.waitFor(/OTLP export/);
+    assert.equal(otel.received[0]!.path, '/');
+    assert.deepEqual(agentLines(app.stderr()), [
+      `promotel warn: OTLP export to ${otel.url}/ failed: HTTP 404 Not Found; the next push is in 200 ms, the application is unaffected: nothing takes OTLP at that path: OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is used as it is (end it in /v1/metrics), while OTEL_EXPORTER_OTLP_ENDPOINT gets /v1/metrics appended`,
+    ]);
   } finally {
     app.kill();
     otel.server.close();

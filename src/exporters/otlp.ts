@@ -69,7 +69,7 @@ export function startOtlpPush(options: OtlpOptions): { flush(): Promise<void>; s
                 failing = false;
               } else if (!failing) {
                 failing = true;
-                warn(`OTLP export to ${endpoint} failed: ${describeError(result.error ?? 'unknown error')}; retrying every ${options.intervalMs} ms with backoff, the application is unaffected: ${fixFor(result.error)}`);
+                warn(`OTLP export to ${endpoint} failed: ${failureOf(result.error)}; the next push is in ${options.intervalMs} ms, the application is unaffected: ${fixFor(result.error)}`);
               }
               resolve();
             });
@@ -114,11 +114,25 @@ export function startOtlpPush(options: OtlpOptions): { flush(): Promise<void>; s
   };
 }
 
+// The exporter keeps the status of a refusal in `code`; for the statuses it retries (429, 502, 503,
+// 504) it keeps none, only this message.
+const RETRYABLE = 'Export failed with retryable status';
+
+function failureOf(error: Error | undefined): string {
+  const status = (error as { code?: unknown } | undefined)?.code;
+  if (typeof status === 'number') return `HTTP ${status}${error?.message ? ` ${error.message}` : ''}`;
+  if (error?.message === RETRYABLE) return 'the collector kept answering 429, 502, 503 or 504 through every retry';
+  return describeError(error ?? 'unknown error');
+}
+
 function fixFor(error: Error | undefined): string {
   const status = (error as { code?: unknown } | undefined)?.code;
   // The collector answered, so the endpoint is right: it refused the credentials.
   if (status === 401 || status === 403) return `the collector refused the credentials (HTTP ${status}): check OTEL_EXPORTER_OTLP_HEADERS (or OTEL_EXPORTER_OTLP_METRICS_HEADERS)`;
-  return 'check OTEL_EXPORTER_OTLP_ENDPOINT and that a collector listens there';
+  if (status === 404 || status === 405) return 'nothing takes OTLP at that path: OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is used as it is (end it in /v1/metrics), while OTEL_EXPORTER_OTLP_ENDPOINT gets /v1/metrics appended';
+  if (typeof status === 'number') return 'the collector refused the data: see its log for why';
+  if (error?.message === RETRYABLE) return 'the collector is overloaded or starting; if it lasts, see its log';
+  return 'check OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT) and that a collector listens there';
 }
 
 /** Runs fn with the variables out of process.env, and puts them back before anything else can run. */
