@@ -43,9 +43,19 @@ export const warn = (message: string): void => write('warn', message);
 export const info = (message: string): void => write('info', message);
 export const debug = (message: string): void => write('debug', message);
 
+// Keys remembered at most: a source of ever-new problems (a polled target whose metric names change on
+// every poll) must grow neither memory nor the log.
+const MAX_SAID = 10_000;
+let full = false;
+
 /** Warn once per key for the life of the process: repeated failures (a callback that throws on every scrape) must not flood the log. */
 export function warnOnce(key: string, message: string): void {
   if (said.has(key)) return;
+  if (said.size >= MAX_SAID) {
+    if (!full) warn(`${MAX_SAID} different problems have been reported; new ones are logged at debug level only (OTEL_LOG_LEVEL=debug), so that ever-new problems grow neither memory nor the log`);
+    full = true;
+    return debug(message);
+  }
   said.add(key);
   warn(message);
 }

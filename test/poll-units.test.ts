@@ -208,3 +208,18 @@ targets:
     await t.close();
   }
 });
+
+test('warnOnce remembers 10,000 problems at most: past that, new ones say so once and go to debug', () => {
+  const stderr = captureStderr();
+  try {
+    for (let i = 0; i < 10_005; i++) log.warnOnce(`test-bound:${i}`, `problem ${i}`);
+    log.warnOnce('test-bound:0', 'problem 0 again');
+  } finally {
+    stderr.restore();
+    log.forgetWarnings('test-bound:');
+  }
+  // 10,000 problems said, then one line saying the rest go to debug (off at the default level), and no repeat.
+  assert.equal(stderr.lines.length, 10_001);
+  assert.equal(stderr.lines.filter((l) => l.startsWith('promotel warn: problem ')).length, 10_000);
+  assert.equal(stderr.lines.at(-1), 'promotel warn: 10000 different problems have been reported; new ones are logged at debug level only (OTEL_LOG_LEVEL=debug), so that ever-new problems grow neither memory nor the log\n');
+});
