@@ -136,6 +136,36 @@ for (const [version, express] of VERSIONS) {
     assert.equal(await routeOf(express, app, '/Shops/3/x'), '/shops/:shop/x');
   });
 
+  test(`${version}: a response sent after the request left its route's router (an error handler of the app or of an outer router) keeps the whole template`, async () => {
+    const app = express();
+    const api = express.Router();
+    api.get('/users/:id', (req: any, res: any, next: (err?: unknown) => void) => {
+      if (req.params.id === 'err') return next(new Error('boom'));
+      if (req.params.id === 'later') return setTimeout(() => next(new Error('boom')), 5);
+      if (req.params.id === 'fall') return next();
+      res.send('ok');
+    });
+    api.get('/throw/:id', () => {
+      throw new Error('thrown');
+    });
+    const shop = express.Router({ mergeParams: true });
+    shop.get('/orders/:oid', (_req: unknown, _res: unknown, next: (err: unknown) => void) => next(new Error('x')));
+    const v1 = express.Router();
+    v1.get('/items/:id', (_req: unknown, _res: unknown, next: (err: unknown) => void) => next(new Error('x')));
+    api.use('/v1', v1);
+    // Handled by the api router's own error handler: the base is `/api` there, not the route's `/api/v1`.
+    api.use((err: Error, req: any, res: any, next: (err: unknown) => void) => (req.path.startsWith('/v1') ? res.status(502).send(err.message) : next(err)));
+    app.use('/api', api);
+    app.use('/shops/:shop', shop);
+    app.use((err: Error, _req: unknown, res: any, _next: unknown) => res.status(500).send(err.message));
+    const got: Array<string | undefined> = [];
+    for (const path of ['/api/users/1', '/api/users/err', '/api/users/later', '/api/users/fall', '/api/throw/1', '/shops/7/orders/3', '/api/v1/items/9']) got.push(await routeOf(express, app, path));
+    // `fall` leaves this app altogether: routeOf mounts it as a sub-app, and the final 404 is the outer
+    // app's, where Express has put req.app back to the outer app, which cannot see into its sub-apps:
+    // no label rather than a wrong one.
+    assert.deepEqual(got, ['/api/users/:id', '/api/users/:id', '/api/users/:id', undefined, '/api/throw/:id', '/shops/:shop/orders/:oid', '/api/v1/items/:id']);
+  });
+
   test(`${version}: no matched route: no label; a plain mount path is kept as it is`, async () => {
     const app = express();
     const r = express.Router();

@@ -10,6 +10,12 @@
 // concrete path and the parameters on the layer, so the template is worked
 // out from those.
 //
+// `req.baseUrl` is put back as the request leaves each router: a response
+// sent from outside the route's router (an error handler of the app after
+// `next(err)`, the final 404 after `next()`) finds it shorter than the
+// route's prefix, often ''. Then the whole path is matched along the route's
+// chains, the route's own layer included, instead.
+//
 // What it cannot see: a router that passes a request on with
 // `next('router')`, or a `router.param` callback that skips with
 // `next('route')`; the label then names the first chain whose paths match.
@@ -70,6 +76,8 @@ const lastPrefix = new WeakMap<object, { baseUrl: string; prefix: string | undef
  */
 interface Chains {
   readonly byRoute: Map<object, Layer[][]>;
+  /** The layer that holds each route, to match the rest of a path once its chain has taken its part. */
+  readonly routeLayers: Map<object, Layer>;
   /** Each stack visited, the object holding it, and its length then. */
   readonly stacks: Array<[{ stack?: unknown }, Layer[], number]>;
 }
@@ -87,24 +95,31 @@ export function expressRoute(request: unknown): string | undefined {
   const route = req.route;
   if (route === undefined || typeof route.path !== 'string') return undefined;
   const base = typeof req.baseUrl === 'string' ? req.baseUrl : '';
-  if (base === '') return route.path || '/';
   let cached = lastPrefix.get(route);
   if (cached?.baseUrl !== base) {
-    cached = { baseUrl: base, prefix: mountTemplate(req, route, base) };
-    lastPrefix.set(route, cached);
+    const found = mountTemplate(req, route, base);
+    // A prefix worked out from the whole path (a stale base) is the request's, not the route's.
+    if (!found.stale) lastPrefix.set(route, found);
+    cached = found;
   }
   return cached.prefix === undefined ? undefined : cached.prefix + route.path || '/';
 }
 
-/** `base` (a concrete mount prefix) spelled as the templates it was mounted on. */
-function mountTemplate(req: ExpressRequest, route: object, base: string): string | undefined {
+/**
+ * `base` (a concrete mount prefix) spelled as the templates it was mounted on; `stale` when `base`
+ * was not the route's prefix and the whole path told it instead.
+ */
+function mountTemplate(req: ExpressRequest, route: object, base: string): { baseUrl: string; prefix: string | undefined; stale?: true } {
   const app = req.app;
-  if (app === undefined) return undefined;
+  if (app === undefined) return { baseUrl: base, prefix: base === '' ? '' : undefined };
   let listed = chainsByApp.get(app);
   if (listed === undefined || listed.stacks.some(([owner, stack, length]) => owner.stack !== stack || stack.length !== length)) {
     listed = listChains(app);
     chainsByApp.set(app, listed);
   }
+  const chains = listed.byRoute.get(route) ?? [];
+  // A route on the outermost app itself, the common case: nothing to spell.
+  if (base === '' && chains.some((chain) => chain.length === 0)) return { baseUrl: base, prefix: '' };
   // Each layer sees what Express showed it: the rest of the request's path,
   // not just of `base`. A mount that would take more than `base` (an optional
   // parameter swallowing the route's own segment) is then one Express left.
@@ -113,11 +128,20 @@ function mountTemplate(req: ExpressRequest, route: object, base: string): string
   const pathname = query === -1 ? url : url.slice(0, query);
   const path = pathname.startsWith(base) ? pathname : base;
   const budget = { left: MATCHES_PER_REQUEST };
-  for (const chain of listed.byRoute.get(route) ?? []) {
-    const template = spellChain(chain, path, base.length, budget);
-    if (template !== undefined || budget.left < 0) return template;
+  for (const chain of chains) {
+    const spelled = spellChain(chain, path, budget);
+    if (spelled?.consumed === base.length) return { baseUrl: base, prefix: spelled.template };
+    if (budget.left < 0) return { baseUrl: base, prefix: undefined };
   }
-  return undefined;
+  // No chain takes exactly `base`: the request had left the route's router. The chain whose
+  // mounts take a start of the path, and whose route's own layer takes the rest, is the one.
+  const layer = listed.routeLayers.get(route);
+  for (const chain of layer === undefined ? [] : chains) {
+    const spelled = spellChain(chain, pathname, budget);
+    if (spelled !== undefined && matchLayer(layer!, pathname.slice(spelled.consumed) || '/') !== undefined) return { baseUrl: base, prefix: spelled.template, stale: true };
+    if (budget.left < 0) break;
+  }
+  return { baseUrl: base, prefix: undefined, stale: true };
 }
 
 /** Every route's chains of mount layers, depth-first in stack order, from the outermost app above `app`. */
@@ -125,7 +149,7 @@ function listChains(app: App): Chains {
   // The apps from the outermost down to `app` (sub-apps mounted with app.use).
   const apps: App[] = [];
   for (let a: App | undefined = app; a !== undefined && apps.length < 8; a = a.parent) apps.unshift(a);
-  const out: Chains = { byRoute: new Map(), stacks: [] };
+  const out: Chains = { byRoute: new Map(), routeLayers: new Map(), stacks: [] };
   let layersLeft = LAYERS_LISTED;
   const seen = new Set<unknown>();
   const visit = (owner: { stack?: unknown } | undefined, appIndex: number, chain: Layer[]): boolean => {
@@ -142,6 +166,7 @@ function listChains(app: App): Chains {
         let chains = out.byRoute.get(layer.route as object);
         if (chains === undefined) out.byRoute.set(layer.route as object, (chains = []));
         if (chains.length < MAX_CHAINS && chains[chains.length - 1] !== chain) chains.push(chain);
+        if (!out.routeLayers.has(layer.route as object)) out.routeLayers.set(layer.route as object, layer);
         continue;
       }
       if (typeof layer.match !== 'function') continue;
@@ -162,8 +187,8 @@ function routerOf(app: App): { stack?: unknown } | undefined {
   return '_router' in app ? app._router : app.router;
 }
 
-/** `path` matched layer by layer along `chain`, each matched part spelled as its template; undefined unless the chain consumes exactly its first `consume` characters (the base URL). */
-function spellChain(chain: Layer[], path: string, consume: number, budget: { left: number }): string | undefined {
+/** `path` matched layer by layer along `chain`, each matched part spelled as its template, and how much of `path` the chain took. */
+function spellChain(chain: Layer[], path: string, budget: { left: number }): { template: string; consumed: number } | undefined {
   let rest = path;
   let template = '';
   for (const layer of chain) {
@@ -180,7 +205,7 @@ function spellChain(chain: Layer[], path: string, consume: number, budget: { lef
     template += part;
     rest = rest.slice(matched.length);
   }
-  return path.length - rest.length === consume ? template : undefined;
+  return { template, consumed: path.length - rest.length };
 }
 
 /**
