@@ -85,6 +85,21 @@ test('pipelined requests that complete, then keep-alive on the same connection: 
   }
 });
 
+test('the server\'s own 408 (requestTimeout: a body that never comes whole) is recorded with its status, not as a client abort', async () => {
+  const { app, appPort, scrape } = await startServer('timeout-server.js');
+  try {
+    const client = await rawClient(appPort, 'POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc');
+    await eventually(async () => client.received().startsWith('HTTP/1.1 408'));
+    // And one client that does go away, for contrast.
+    const gone = await rawClient(appPort, 'POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc');
+    gone.socket.destroy();
+    await eventually(async () => summary(await scrape()).durations.length === 2);
+    assert.deepEqual(summary(await scrape()), { durations: ['POST - aborted 1', 'POST 408 - 1'], active: ['POST 0'] });
+  } finally {
+    app.kill();
+  }
+});
+
 test('HTTP/1.0 and HTTP/1.1 requests each keep their network.protocol.version', async () => {
   const { app, appPort, scrape } = await startServer('pipeline-server.js');
   try {

@@ -57,15 +57,18 @@ export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void
   addProducer(store);
   const withDuration = options.duration;
 
-  /** Records a response once: as Node detaches it from its finished connection, or as the connection closes first. */
-  function end(response: Tracked, aborted: boolean): void {
+  /**
+   * Records a response once: as Node detaches it from its finished connection, or as the connection
+   * closes first. `sent`: a status Node wrote on the connection itself, bypassing the response.
+   */
+  function end(response: Tracked, aborted: boolean, sent?: number): void {
     const cell = response[CELL];
     if (cell === undefined) return;
     response[CELL] = undefined;
     cell.value--;
     if (!withDuration) return;
     const seconds = clockSeconds() - response[STARTED]!;
-    const status = response.headersSent ? response.statusCode : 0;
+    const status = sent ?? (response.headersSent ? response.statusCode : 0);
     const req = response.req;
     const route = expressRoute(req);
     const errorType = aborted ? 'aborted' : status >= 500 ? String(status) : '';
@@ -117,7 +120,10 @@ export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void
   function onConnectionClose(this: Connection): void {
     try {
       const current = this._httpMessage as Tracked | null | undefined;
-      if (current != null) end(current, true);
+      // The server's own requestTimeout: Node writes a 408 straight onto the connection, then destroys
+      // it. That response was the server's answer, not a client that went away.
+      const timedOut = (this as { errored?: { code?: unknown } | null }).errored?.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+      if (current != null) end(current, !timedOut, timedOut ? 408 : undefined);
       for (const r of this[QUEUED]!) end(r, true);
       this[QUEUED] = [];
     } catch (err) {
