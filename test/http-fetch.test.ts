@@ -67,3 +67,53 @@ test('OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS without a valid method: one warnin
     );
   }
 });
+
+// NODE_USE_ENV_PROXY arrived in Node 24.5 (and 22.21): there, fetch() honours HTTP_PROXY through a CONNECT tunnel.
+const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+const envProxy = major > 24 || (major === 24 && minor >= 5) || (major === 22 && minor >= 21);
+
+test('fetch() through a proxy: the app\'s requests are counted, with the server behind the proxy, not the CONNECT tunnels undici opens for them', { skip: !envProxy && 'no NODE_USE_ENV_PROXY on this Node' }, async () => {
+  const { createServer, request } = await import('node:http');
+  const net = await import('node:net');
+  const target = createServer((_req, res) => res.end('ok'));
+  // A forward proxy both ways: CONNECT tunnels (Node 24), and absolute-form requests (Node 26, for http: URLs).
+  const proxy = createServer((req, res) => {
+    const upstream = request(String(req.url), { method: req.method, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  proxy.on('connect', (req, socket, head) => {
+    const [host, port] = String(req.url).split(':');
+    const upstream = net.connect(Number(port), host, () => {
+      socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      upstream.write(head);
+      upstream.pipe(socket).pipe(upstream);
+    });
+    upstream.on('error', () => socket.destroy());
+    socket.on('error', () => upstream.destroy());
+  });
+  await Promise.all([target, proxy].map((s) => new Promise<void>((r) => s.listen(0, '127.0.0.1', r))));
+  const port = (s: typeof target): number => (s.address() as { port: number }).port;
+  const metricsPort = await freePort();
+  const script = `(async () => { for (let i = 0; i < 2; i++) await (await fetch('http://127.0.0.1:${port(target)}/')).text(); console.log('done'); setTimeout(() => {}, 5000); })();`;
+  const app = startApp('-e', { args: [script], env: { NODE_USE_ENV_PROXY: '1', HTTP_PROXY: `http://127.0.0.1:${port(proxy)}`, OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' } });
+  try {
+    await app.waitFor(/done/);
+    // The scrape itself goes around the proxy: node:http does not read HTTP_PROXY.
+    const body = await new Promise<string>((resolve, reject) =>
+      request({ host: '127.0.0.1', port: metricsPort, path: '/metrics' }, (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d)).on('end', () => resolve(text));
+      }).on('error', reject).end(),
+    );
+    const series = samplesOf(pythonParse(body), 'http_client_request_duration_seconds_count').map((s) => `${s.labels.http_request_method} ${s.labels.server_port} ${s.value}`);
+    assert.deepEqual(series, [`GET ${port(target)} 2`]);
+  } finally {
+    app.kill();
+    target.close();
+    proxy.close();
+  }
+});

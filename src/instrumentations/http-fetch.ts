@@ -48,7 +48,13 @@ export function enableFetchMetrics(meter: () => Meter): () => void {
   };
 
   const onCreate = guarded<{ request: UndiciRequest }>(({ request }) => {
-    const origin = new URL(String(request.origin));
+    // fetch() refuses CONNECT: one here is undici opening a tunnel through a proxy (NODE_USE_ENV_PROXY,
+    // a ProxyAgent) for the app's request, which is counted itself.
+    if (request.method === 'CONNECT') return;
+    // Through a forward proxy (Node 26's NODE_USE_ENV_PROXY for http: URLs) undici sends the whole URL as
+    // the path to the proxy's origin: server.address is the server behind the proxy, as the conventions ask.
+    const path = request.path;
+    const origin = new URL(typeof path === 'string' && /^https?:\/\//i.test(path) ? path : String(request.origin));
     const scheme = origin.protocol.replace(':', '');
     const port = origin.port ? Number(origin.port) : scheme === 'https' ? 443 : 80;
     // URL keeps an IPv6 literal's brackets; server.address is the address itself.
