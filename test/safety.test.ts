@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { overlaps, scrapeTimeoutMs } from '../src/server';
-import { FIXTURES, REGISTER, ROOT, eventually, freePort, get, startApp } from './helpers';
+import { FIXTURES, REGISTER, ROOT, eventually, freePort, get, startApp, type App } from './helpers';
 
 const SERVER = join(FIXTURES, 'server.js');
 const HELLO = join(FIXTURES, 'hello.js');
@@ -233,16 +233,27 @@ test('OTEL_SDK_DISABLED=true: nothing is loaded and no port is opened', async ()
   assert.ok(JSON.parse(enabled.stdout()).loaded > 0);
 });
 
-test('a failing metric callback never reaches the app: the scrape succeeds and one warning is logged', async () => {
+/** The fixture whose metric callbacks fail (FAILURES picks how), beside a working counter. */
+async function startFragile(env: Record<string, string> = {}): Promise<{ app: App; appPort: number; metricsPort: number }> {
   const [appPort, metricsPort] = [await freePort(), await freePort()];
-  const app = startApp(join(FIXTURES, 'throwing-callback.js'), { env: { PORT: String(appPort), OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' } });
+  const app = startApp(join(FIXTURES, 'throwing-callback.js'), { env: { ...env, PORT: String(appPort), OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' } });
+  return { app, appPort, metricsPort };
+}
+
+/** Three scrapes, each answered 200 with the working counter. */
+async function servesThrice(metricsPort: number): Promise<void> {
+  for (let i = 0; i < 3; i++) {
+    const res = await get(`http://127.0.0.1:${metricsPort}/metrics`);
+    assert.equal(res.status, 200);
+    assert.match(res.body, /^fragile_ok_total\{otel_scope_name="fragile"\} 5$/m);
+  }
+}
+
+test('a failing metric callback never reaches the app: the scrape succeeds and one warning is logged', async () => {
+  const { app, appPort, metricsPort } = await startFragile();
   try {
     await app.waitFor(/listening/);
-    for (let i = 0; i < 3; i++) {
-      const res = await get(`http://127.0.0.1:${metricsPort}/metrics`);
-      assert.equal(res.status, 200);
-      assert.match(res.body, /^fragile_ok_total\{otel_scope_name="fragile"\} 5$/m);
-    }
+    await servesThrice(metricsPort);
     assert.equal((await get(`http://127.0.0.1:${appPort}/`)).body, 'still here\n');
     const lines = agentLines(app.stderr());
     assert.equal(lines.length, 1, app.stderr());
@@ -254,15 +265,10 @@ test('a failing metric callback never reaches the app: the scrape succeeds and o
 });
 
 test('callbacks that fail with no reason, null, or an unprintable value cost one warning each, not the scrape', async () => {
-  const [appPort, metricsPort] = [await freePort(), await freePort()];
-  const app = startApp(join(FIXTURES, 'throwing-callback.js'), { env: { FAILURES: 'odd', PORT: String(appPort), OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' } });
+  const { app, metricsPort } = await startFragile({ FAILURES: 'odd' });
   try {
     await app.waitFor(/listening/);
-    for (let i = 0; i < 3; i++) {
-      const res = await get(`http://127.0.0.1:${metricsPort}/metrics`);
-      assert.equal(res.status, 200);
-      assert.match(res.body, /^fragile_ok_total\{otel_scope_name="fragile"\} 5$/m);
-    }
+    await servesThrice(metricsPort);
     const causes = agentLines(app.stderr()).map((l) => /^promotel warn: a metric callback failed during a scrape \((.*)\); the other metrics were served/.exec(l)?.[1] ?? l);
     assert.deepEqual(causes.sort(), ['a value that cannot be printed', 'it rejected with null, not an Error', 'it rejected with undefined, not an Error', 'sensor unplugged']);
   } finally {
@@ -271,8 +277,7 @@ test('callbacks that fail with no reason, null, or an unprintable value cost one
 });
 
 test('a callback that never settles: the scrape is answered within the timeout Prometheus sends, with the other metrics', async () => {
-  const [appPort, metricsPort] = [await freePort(), await freePort()];
-  const app = startApp(join(FIXTURES, 'throwing-callback.js'), { env: { FAILURES: 'hang', PORT: String(appPort), OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1', PROMOTEL_RUNTIME_METRICS: 'false', PROMOTEL_HOST_METRICS: 'false' } });
+  const { app, metricsPort } = await startFragile({ FAILURES: 'hang', PROMOTEL_RUNTIME_METRICS: 'false', PROMOTEL_HOST_METRICS: 'false' });
   try {
     await app.waitFor(/listening/);
     const started = performance.now();
