@@ -223,3 +223,24 @@ test('warnOnce remembers 10,000 problems at most: past that, new ones say so onc
   assert.equal(stderr.lines.filter((l) => l.startsWith('promotel warn: problem ')).length, 10_000);
   assert.equal(stderr.lines.at(-1), 'promotel warn: 10000 different problems have been reported; new ones are logged at debug level only (OTEL_LOG_LEVEL=debug), so that ever-new problems grow neither memory nor the log\n');
 });
+
+test('YAML anchors, aliases and << merge keys read as any YAML reader reads them; a merge of no mapping is one problem', () => {
+  const config = parseConfig(`targets:
+  - &first { name: a, url: "http://h/a", interval: 10s, labels: &common { env: prod, team: core } }
+  - { <<: *first, name: b, url: "http://h/b" }
+  - { name: c, url: "http://h/c", labels: *common }
+`);
+  assert.deepEqual(config.targets.map((t) => [t.name, t.url, t.intervalMs, t.labels]), [
+    ['a', 'http://h/a', 10_000, { env: 'prod', team: 'core' }],
+    ['b', 'http://h/b', 10_000, { env: 'prod', team: 'core' }],
+    ['c', 'http://h/c', 15_000, { env: 'prod', team: 'core' }],
+  ]);
+  assert.throws(() => parseConfig('targets:\n  - { <<: 5, name: d, url: "http://h/d" }\n'), /<config>:2: targets\[0\]: << must name a mapping \(<<: \*anchor\), not 5/);
+  // An alias to a node that holds it, and aliases of aliases 40 levels deep (2^40 paths): read in linear time.
+  assert.throws(() => parseConfig('targets: &t\n  - { name: e, url: "http://h/e", labels: { x: *t } }\n'), /<config>:2: targets\[0\]\.labels\.x: must be text, not a list/);
+  const deep = `a0: &a0 [x, x]\n${Array.from({ length: 40 }, (_, i) => `a${i + 1}: &a${i + 1} [*a${i}, *a${i}]`).join('\n')}\ntargets: []\n`;
+  assert.throws(() => parseConfig(deep), /<config>:1: a0: is not a known field/);
+  // A name anchored twice: an alias names the latest before it, as YAML says.
+  const twice = parseConfig('targets:\n  - { name: a, url: "http://h/a", labels: &l { k: v1 } }\n  - { name: b, url: "http://h/b", labels: &l { k: v2 } }\n  - { name: c, url: "http://h/c", labels: *l }\n');
+  assert.deepEqual(twice.targets.map((t) => t.labels.k), ['v1', 'v2', 'v2']);
+});

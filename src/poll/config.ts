@@ -2,7 +2,7 @@
 // runs. Every problem is reported at once, each as `file:line: field: what is
 // wrong; the fix`, so one run of `promotel poll --check` finds them all.
 import { readFileSync } from 'node:fs';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Node } from 'yaml';
 import { bool, duration, entries, fail, int, keyOf, seq, str, type Ctx } from './yaml';
 
 export { durationProblem, parseDuration } from './yaml';
@@ -145,6 +145,32 @@ export function parseConfig(text: string, file = '<config>', flags: Flags = {}):
   }
   // A duplicate key leaves a readable document (the last value wins): go on, so that one run lists every problem.
   if (doc.errors.some((e) => e.code !== 'DUPLICATE_KEY')) throw new ConfigError(ctx.problems);
+  // Anchors and aliases (`labels: *common`), as any YAML reader takes them: each alias stands for the
+  // node it names, shared, not copied. Each mapping or list is visited once, so that one that holds an
+  // alias to itself, or aliases of aliases many levels deep, cost no more than the file's size.
+  // Anchors are looked up as the walk meets them, in document order, which is YAML's rule for a name
+  // anchored twice (Alias.resolve would walk the whole document again for each alias).
+  let aliases = 0;
+  const visited = new Set<unknown>();
+  const anchored = new Map<string, Node>();
+  const anchor = (node: Node): void => void (node.anchor && anchored.set(node.anchor, node));
+  visit(doc, {
+    Collection(_key, node) {
+      if (visited.has(node)) return visit.SKIP;
+      visited.add(node);
+      anchor(node);
+      return undefined;
+    },
+    Scalar: (_key, node) => anchor(node),
+    Alias(_key, alias) {
+      if (++aliases > 10_000) {
+        ctx.problems.push(`${file}:1: YAML: more than 10000 aliases (*name): write some of those parts out`);
+        return visit.BREAK;
+      }
+      return anchored.get(alias.source) ?? visit.REMOVE;
+    },
+  });
+  if (aliases > 10_000) throw new ConfigError(ctx.problems);
 
   const config: PollConfig = {
     file, intervalMs: DEFAULT_INTERVAL_MS, timeoutMs: DEFAULT_TIMEOUT_MS, jitterMs: -1, concurrency: DEFAULT_CONCURRENCY,

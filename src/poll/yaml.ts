@@ -1,7 +1,7 @@
 // Typed reads of a parsed YAML document for config.ts. Each records a
 // problem located by line (`file:line: field: message`) and returns a
 // fallback, so that validation goes on and reports every problem at once.
-import { isMap, isScalar, isSeq, type LineCounter, type Node } from 'yaml';
+import { isMap, isScalar, isSeq, type LineCounter, type Node, type YAMLMap } from 'yaml';
 
 export interface Ctx {
   file: string;
@@ -29,20 +29,28 @@ export function entries(ctx: Ctx, node: unknown, field: string, known: string[] 
     return undefined;
   }
   const out = new Map<string, Node>();
-  for (const pair of node.items) {
+  // `<<: *defaults` (or a list of them): the mappings' entries, where this one does not give its own.
+  const merged: Array<YAMLMap['items'][number]> = [];
+  const take = (pair: YAMLMap['items'][number], fromMerge: boolean): void => {
     const key = isScalar(pair.key) ? String(pair.key.value) : undefined;
-    if (key === undefined) {
-      fail(ctx, pair.key, field, 'has a key that is not plain text');
-      continue;
+    if (key === undefined) return fail(ctx, pair.key, field, 'has a key that is not plain text');
+    if (key === '<<' && !fromMerge && isScalar(pair.key) && pair.key.type === 'PLAIN') {
+      for (const source of isSeq(pair.value) ? pair.value.items : [pair.value]) {
+        if (isMap(source)) merged.push(...source.items);
+        else fail(ctx, source ?? pair.key, field, `<< must name a mapping (<<: *anchor), not ${describe(source)}`);
+      }
+      return;
     }
+    if (fromMerge && out.has(key)) return;
     if (known && !known.includes(key)) {
-      fail(ctx, pair.key, field === '(top level)' ? key : `${field}.${key}`, `is not a known field: use one of ${known.join(', ')}`);
-      continue;
+      return fail(ctx, pair.key, field === '(top level)' ? key : `${field}.${key}`, `is not a known field: use one of ${known.join(', ')}`);
     }
     const value = (pair.value ?? pair.key) as Node;
-    if (value !== null && typeof value === 'object') keys.set(value, pair.key as Node);
+    if (value !== null && typeof value === 'object' && !keys.has(value)) keys.set(value, pair.key as Node);
     out.set(key, value);
-  }
+  };
+  for (const pair of node.items) take(pair, false);
+  for (const pair of merged) take(pair, true);
   return out;
 }
 
