@@ -126,6 +126,8 @@ function labelNameProblem(k: string): string | undefined {
   return undefined;
 }
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+// Aliases (*name) followed in one config at most.
+const MAX_ALIASES = 10_000;
 
 /** The key a DUPLICATE_KEY error points at: the text from its offset up to the colon. */
 function duplicateKey(text: string, offset: number): string | undefined {
@@ -147,9 +149,9 @@ export function parseConfig(text: string, file = '<config>', flags: Flags = {}):
   if (doc.errors.some((e) => e.code !== 'DUPLICATE_KEY')) throw new ConfigError(ctx.problems);
   // Anchors and aliases (`labels: *common`), as any YAML reader takes them: each alias stands for the
   // node it names, shared, not copied. Each mapping or list is visited once, so that one that holds an
-  // alias to itself, or aliases of aliases many levels deep, cost no more than the file's size.
-  // Anchors are looked up as the walk meets them, in document order, which is YAML's rule for a name
-  // anchored twice (Alias.resolve would walk the whole document again for each alias).
+  // alias to itself, or aliases of aliases many levels deep, cost no more than the file's size. Anchors
+  // are looked up as the walk meets them, in document order, which is YAML's rule for a name anchored
+  // twice (Alias.resolve would walk the whole document again for each alias).
   let aliases = 0;
   const visited = new Set<unknown>();
   const anchored = new Map<string, Node>();
@@ -163,14 +165,14 @@ export function parseConfig(text: string, file = '<config>', flags: Flags = {}):
     },
     Scalar: (_key, node) => anchor(node),
     Alias(_key, alias) {
-      if (++aliases > 10_000) {
-        ctx.problems.push(`${file}:1: YAML: more than 10000 aliases (*name): write some of those parts out`);
+      if (++aliases > MAX_ALIASES) {
+        ctx.problems.push(`${file}:1: YAML: more than ${MAX_ALIASES} aliases (*name): write some of those parts out`);
         return visit.BREAK;
       }
       return anchored.get(alias.source) ?? visit.REMOVE;
     },
   });
-  if (aliases > 10_000) throw new ConfigError(ctx.problems);
+  if (aliases > MAX_ALIASES) throw new ConfigError(ctx.problems);
 
   const config: PollConfig = {
     file, intervalMs: DEFAULT_INTERVAL_MS, timeoutMs: DEFAULT_TIMEOUT_MS, jitterMs: -1, concurrency: DEFAULT_CONCURRENCY,
