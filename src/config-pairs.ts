@@ -81,6 +81,14 @@ const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 // What node:http accepts in a header value; anything else would make every export throw.
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
+// After percent-decoding, a value node:http refuses holds either a control character or a character
+// beyond Latin-1 (any non-ASCII text decodes to one): each has its own fix.
+function fieldValueProblem(value: string): string {
+  return /[\x00-\x08\x0a-\x1f\x7f]/.test(value)
+    ? 'has a control character in its value: percent-encode only printable characters'
+    : 'has a character beyond Latin-1 in its value, which HTTP headers cannot carry: use ASCII, or the encoding the collector expects (base64, say)';
+}
+
 /**
  * OTEL_EXPORTER_OTLP_HEADERS and its *_METRICS_* variant. A bad entry drops
  * that header only (the others may be what the collector needs), and the
@@ -91,7 +99,7 @@ export function parseHeaders(variable: string, raw: string): { headers: Record<s
   const headers: Record<string, string> = {};
   for (const p of pairs) {
     if (!TOKEN.test(p.key)) bad.push({ entry: p.entry, key: p.key, why: 'is not a valid header name: use letters, digits and - only' });
-    else if (!FIELD_VALUE.test(p.value)) bad.push({ entry: p.entry, key: p.key, why: 'has a control character in its value: percent-encode only printable characters' });
+    else if (!FIELD_VALUE.test(p.value)) bad.push({ entry: p.entry, key: p.key, why: fieldValueProblem(p.value) });
     else headers[p.key] = p.value;
   }
   if (bad.length === 0) return { headers };

@@ -68,6 +68,14 @@ test('OTEL_EXPORTER_OTLP_HEADERS: malformed entries are one warning naming the v
   assert.deepEqual(both.config.otlpHeaders, { a: '1', b: '3' });
 });
 
+test('OTEL_EXPORTER_OTLP_HEADERS: a value HTTP cannot carry is named for what it holds, a control character or text beyond Latin-1', () => {
+  const { config, warnings } = readConfig({ ...OTLP, OTEL_EXPORTER_OTLP_HEADERS: 'x-nl=a%0Ab,x-euro=%E2%82%AC5,x-latin=gr%C3%BC%C3%9F' });
+  assert.deepEqual(config.otlpHeaders, { 'x-latin': 'grüß' });
+  assert.deepEqual(warnings, [
+    'OTEL_EXPORTER_OTLP_HEADERS is invalid in part: header "x-nl" has a control character in its value: percent-encode only printable characters; header "x-euro" has a character beyond Latin-1 in its value, which HTTP headers cannot carry: use ASCII, or the encoding the collector expects (base64, say); those headers are not sent, the others are (values are not shown: they may be credentials)',
+  ]);
+});
+
 test('OTLP variables are neither read nor warned about while OTLP is off', () => {
   const env = { OTEL_EXPORTER_OTLP_TIMEOUT: 'abc', OTEL_EXPORTER_OTLP_ENDPOINT: 'x', OTEL_EXPORTER_OTLP_HEADERS: 'x-a', OTEL_METRIC_EXPORT_INTERVAL: 'often', OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: 'delta' };
   assert.deepEqual(readConfig(env).warnings, []);
