@@ -180,6 +180,18 @@ test('a histogram with a negative bucket has no _sum (OTel rules), and in OpenMe
   }
 });
 
+test('a bucket bound given twice is written once: a second le line would be a duplicate series', async () => {
+  const { text, om } = await expose((m) => {
+    const h = m.createHistogram('dup', { advice: { explicitBucketBoundaries: [1, 1, 2, 0.5, 2] } });
+    for (const v of [0.7, 1, 1.5, 3]) h.record(v);
+  });
+  const parsed = valid(text, om);
+  for (const [families, suffix] of [[parsed.text, ''], [parsed.om, '.0']] as const) {
+    const buckets = families.flatMap((f) => f.samples).filter((s) => s.name === 'dup_bucket');
+    assert.deepEqual(buckets.map((s) => `${s.labels.le} ${s.value}`), ['0.5 0', `1${suffix} 2`, `2${suffix} 3`, '+Inf 4']);
+  }
+});
+
 test('two instruments of one scope that map to one name write its series once, and say so', async () => {
   const { text, om, problems } = await expose((m) => {
     m.createCounter('x', { valueType: ValueType.INT }).add(1, { k: 'v' });

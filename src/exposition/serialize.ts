@@ -76,7 +76,7 @@ interface Family {
 }
 
 // `,le="..."} ` per boundary, per format: OpenMetrics writes canonical numbers (`1.0`).
-const leBytes = [new WeakMap<number[], Uint8Array[]>(), new WeakMap<number[], Uint8Array[]>()];
+const leBytes = [new WeakMap<number[], Array<Uint8Array | null>>(), new WeakMap<number[], Array<Uint8Array | null>>()];
 // Each family's sample names, by base name: `_total{`, `_bucket{`, ...
 const sampleNames = new Map<string, Uint8Array>();
 
@@ -242,7 +242,9 @@ function histograms(out: Out, metric: MetricData, points: DataPoint<Histogram>[]
     const leCache = leBytes[om ? 1 : 0]!;
     let les = leCache.get(boundaries);
     if (les === undefined) {
-      les = boundaries.map((b) => Buffer.from(`,le="${om ? canonicalNumber(b) : formatNumber(b)}"} `, 'utf8'));
+      // A bound given twice (advice or a View may repeat one; sdk-metrics sorts but keeps both) has an
+      // empty bucket (b, b] after it, and a second le="b" line would be a duplicate series: null skips it.
+      les = boundaries.map((b, k) => (k > 0 && b === boundaries[k - 1] ? null : Buffer.from(`,le="${om ? canonicalNumber(b) : formatNumber(b)}"} `, 'utf8')));
       les.push(Buffer.from(',le="+Inf"} ', 'utf8'));
       leCache.set(boundaries, les);
     }
@@ -256,17 +258,15 @@ function histograms(out: Out, metric: MetricData, points: DataPoint<Histogram>[]
     const prefix = out.pos - start;
     let cumulative = 0;
     for (let k = 0; k < les.length; k++) {
+      const le = les[k]!;
+      if (k < les.length - 1) cumulative += counts[k] ?? 0;
+      if (le === null) continue;
       if (k > 0) {
         out.buf.copyWithin(out.pos, start, start + prefix);
         out.pos += prefix;
       }
-      out.bytes(les[k]!);
-      if (k < les.length - 1) {
-        cumulative += counts[k] ?? 0;
-        out.num(cumulative);
-      } else {
-        out.num(value.count);
-      }
+      out.bytes(le);
+      out.num(k < les.length - 1 ? cumulative : value.count);
       const e = exemplars?.[k];
       if (e !== undefined) {
         const text = exemplarText(e);
