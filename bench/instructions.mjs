@@ -4,7 +4,7 @@
 // round; an instruction count does not depend on what the host's other tenants
 // do, so it shows a difference of 1% that wall clocks cannot.
 //
-//   node bench/instructions.mjs [--warm 3000] [--measured 20000] [--only promotel,...] [--functions] [--semi-space MB] [--cache-sim]
+//   node bench/instructions.mjs [--warm 3000] [--measured 20000] [--only promotel,...] [--functions] [--semi-space MB] [--cache-sim] [--branch-sim]
 //                               [--concurrency 8] [--env NAME=VAR=value[,VAR=value]] [--build NAME=path/to/dist/src] [--multi-threaded]
 //
 // Per peer, two servers start at once under valgrind: A gets `--warm`
@@ -23,6 +23,8 @@
 // `--cache-sim` also simulates this machine's caches (a slower run) and
 // adds L1 instruction and data misses per request: whether the agent's extra
 // cost is its instructions, or cache lines it makes the server fetch again.
+// `--branch-sim` adds the branches the simulated predictor mispredicts per
+// request: whether the agent makes the server's own branches harder to predict.
 // Every server runs with a fixed hash seed and V8's --single-threaded (see
 // nodeFlags); `--multi-threaded` leaves V8's background threads on.
 import { spawn } from 'node:child_process';
@@ -33,13 +35,13 @@ import { join, resolve } from 'node:path';
 import { HELLO, PEERS, ROOT, envVariant, option, serverEnv } from './peers.mjs';
 
 const CONCURRENCY = Number(option('concurrency', '8'));
-const valgrindArgs = (cacheSim) => ['--tool=cachegrind', `--cache-sim=${cacheSim ? 'yes' : 'no'}`, '--smc-check=all-non-file'];
+const valgrindArgs = (cacheSim, branchSim) => ['--tool=cachegrind', `--cache-sim=${cacheSim ? 'yes' : 'no'}`, ...(branchSim ? ['--branch-sim=yes'] : []), '--smc-check=all-non-file'];
 
-function startUnderValgrind(peer, outFile, nodeFlags, cacheSim) {
+function startUnderValgrind(peer, outFile, nodeFlags, cacheSim, branchSim) {
   return serverEnv(peer).then(
     (env) =>
       new Promise((resolve, reject) => {
-        const child = spawn('valgrind', [...valgrindArgs(cacheSim), `--cachegrind-out-file=${outFile}`, process.execPath, ...nodeFlags, ...peer.args, HELLO], {
+        const child = spawn('valgrind', [...valgrindArgs(cacheSim, branchSim), `--cachegrind-out-file=${outFile}`, process.execPath, ...nodeFlags, ...peer.args, HELLO], {
           cwd: ROOT,
           env,
           stdio: ['ignore', 'pipe', 'pipe'],
@@ -99,11 +101,11 @@ export function nodeFlags({ semiSpace, multiThreaded }) {
   ];
 }
 
-export async function measure(peer, { warm, measured, semiSpace, cacheSim, multiThreaded }, dir, index) {
+export async function measure(peer, { warm, measured, semiSpace, cacheSim, branchSim, multiThreaded }, dir, index) {
   const flags = nodeFlags({ semiSpace, multiThreaded });
   // By position in the run, not in PEERS: --env and --build variants are not there, and shared one name.
   const files = [join(dir, `${index}.a.out`), join(dir, `${index}.b.out`)];
-  const [a, b] = await Promise.all(files.map((f) => startUnderValgrind(peer, f, flags, cacheSim)));
+  const [a, b] = await Promise.all(files.map((f) => startUnderValgrind(peer, f, flags, cacheSim, branchSim)));
   try {
     await Promise.all([drive(a.port, warm), drive(b.port, warm + measured)]);
   } finally {
@@ -113,7 +115,7 @@ export async function measure(peer, { warm, measured, semiSpace, cacheSim, multi
   const [sa, sb] = await Promise.all([a.exited, b.exited]);
   const perRequest = (label) => (counter(sb, label) - counter(sa, label)) / measured;
   const [ia, ib] = [counter(sa, 'I\\s+refs'), counter(sb, 'I\\s+refs')];
-  return { perRequest: (ib - ia) / measured, a: ia, b: ib, files, ...(cacheSim && { i1Misses: perRequest('I1\\s+misses'), d1Misses: perRequest('D1\\s+misses') }) };
+  return { perRequest: (ib - ia) / measured, a: ia, b: ib, files, ...(cacheSim && { i1Misses: perRequest('I1\\s+misses'), d1Misses: perRequest('D1\\s+misses') }), ...(branchSim && { mispredicts: perRequest('Mispredicts') }) };
 }
 
 /** Instructions per function in a cachegrind output file. */
@@ -140,12 +142,12 @@ export function functionDiff(peerResult, bareResult, measured, top = 15) {
     .slice(0, top);
 }
 
-export async function instructionsBench({ warm, measured, semiSpace, cacheSim, multiThreaded, only, functions, variants = [], log = () => {} }) {
+export async function instructionsBench({ warm, measured, semiSpace, cacheSim, branchSim, multiThreaded, only, functions, variants = [], log = () => {} }) {
   const peers = [...PEERS, ...variants].filter((p, i) => i === 0 || !only || only.some((o) => p.name.startsWith(o)));
   const dir = mkdtempSync(join(os.tmpdir(), 'promotel-instructions-'));
   const results = [];
   for (const [index, peer] of peers.entries()) {
-    const r = await measure(peer, { warm, measured, semiSpace, cacheSim, multiThreaded }, dir, index);
+    const r = await measure(peer, { warm, measured, semiSpace, cacheSim, branchSim, multiThreaded }, dir, index);
     log(`  instructions ${peer.name}: ${r.perRequest.toFixed(0)} per request`);
     results.push({ name: peer.name, ...r });
   }
@@ -153,20 +155,24 @@ export async function instructionsBench({ warm, measured, semiSpace, cacheSim, m
   for (const r of results) {
     r.ratio = r.perRequest / bare.perRequest;
     if (cacheSim) [r.i1Ratio, r.d1Ratio] = [r.i1Misses / bare.i1Misses, r.d1Misses / bare.d1Misses];
+    if (branchSim) r.mispredictRatio = r.mispredicts / bare.mispredicts;
     if (functions && r !== bare) r.functions = functionDiff(r, bare, measured);
   }
   return results;
 }
 
-export function instructionsTable(results, { warm, measured, semiSpace, cacheSim, multiThreaded }) {
-  let md = cacheSim
-    ? `| peer | instructions per request (user space) | × bare | L1i misses per request | × bare | L1d misses per request | × bare |\n|---|---|---|---|---|---|---|\n`
-    : `| peer | instructions per request (user space) | × bare |\n|---|---|---|\n`;
+export function instructionsTable(results, { warm, measured, semiSpace, cacheSim, branchSim, multiThreaded }) {
+  const columns = ['peer', 'instructions per request (user space)', '× bare'];
+  if (cacheSim) columns.push('L1i misses per request', '× bare', 'L1d misses per request', '× bare');
+  if (branchSim) columns.push('branches mispredicted per request', '× bare');
+  let md = `| ${columns.join(' | ')} |\n|${'---|'.repeat(columns.length)}\n`;
   for (const r of results) {
     md += `| ${r.name} | ${Math.round(r.perRequest)} | ${r.ratio.toFixed(3)} |`;
-    md += cacheSim ? ` ${Math.round(r.i1Misses)} | ${r.i1Ratio.toFixed(3)} | ${Math.round(r.d1Misses)} | ${r.d1Ratio.toFixed(3)} |\n` : '\n';
+    if (cacheSim) md += ` ${Math.round(r.i1Misses)} | ${r.i1Ratio.toFixed(3)} | ${Math.round(r.d1Misses)} | ${r.d1Ratio.toFixed(3)} |`;
+    if (branchSim) md += ` ${Math.round(r.mispredicts)} | ${r.mispredictRatio.toFixed(3)} |`;
+    md += '\n';
   }
-  md += `\nvalgrind ${valgrindArgs(cacheSim).join(' ')}; per peer, (instructions of a server after ${warm + measured} requests − one after ${warm}, both stopped at the same moment) ÷ ${measured}; ${CONCURRENCY} keep-alive connections; node ${nodeFlags({ semiSpace, multiThreaded }).join(' ')} for every peer.\n`;
+  md += `\nvalgrind ${valgrindArgs(cacheSim, branchSim).join(' ')}; per peer, (instructions of a server after ${warm + measured} requests − one after ${warm}, both stopped at the same moment) ÷ ${measured}; ${CONCURRENCY} keep-alive connections; node ${nodeFlags({ semiSpace, multiThreaded }).join(' ')} for every peer.\n`;
   for (const r of results.filter((x) => x.functions)) {
     md += `\n${r.name}, per request vs bare (instructions, function):\n\n${r.functions.map((f) => `    ${f.extra >= 0 ? '+' : ''}${f.extra.toFixed(0).padStart(6)}  ${f.fn.slice(0, 110)}`).join('\n')}\n`;
   }
@@ -174,7 +180,7 @@ export function instructionsTable(results, { warm, measured, semiSpace, cacheSim
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const params = { warm: Number(option('warm', '3000')), measured: Number(option('measured', '20000')), semiSpace: Number(option('semi-space', '0')), cacheSim: process.argv.includes('--cache-sim'), multiThreaded: process.argv.includes('--multi-threaded') };
+  const params = { warm: Number(option('warm', '3000')), measured: Number(option('measured', '20000')), semiSpace: Number(option('semi-space', '0')), cacheSim: process.argv.includes('--cache-sim'), branchSim: process.argv.includes('--branch-sim'), multiThreaded: process.argv.includes('--multi-threaded') };
   const results = await instructionsBench({
     ...params,
     only: option('only', undefined)?.split(','),
