@@ -59,6 +59,7 @@ targets:
   - { name: clash, url: "${t.base}/json", module: clash, labels: { env: test } }
   - { name: prom, url: "${t.base}/metrics", module: metrics }
   - { name: om, url: "${t.base}/om", module: metrics, job: batch }
+  - { name: py, url: "${t.base}/python-text", module: metrics }
   - { name: html, url: "${t.base}/html", module: metrics }
   - { name: tricky, url: "${t.base}/tricky", module: metrics }
   - { name: bad-lines, url: "${t.base}/bad-lines", module: metrics }
@@ -206,6 +207,26 @@ test('OpenMetrics is re-exposed too: _created kept, exemplars dropped, info as a
   const parsed = pythonParse(body, true);
   assert.equal(sampleValue(parsed, 'om_jobs_total', { queue: 'mail' }), 17);
   assert.equal(promtoolCheck(await probe('om')), '');
+});
+
+test('the creation times the Python client writes in text as gauges (x_created) become the families\' own _created', async () => {
+  const source = pythonParse((await get(`${t.base}/python-text`)).body);
+  const created = (name: string) => sampleValue(source, name, name === 'py_jobs_created' ? { queue: 'mail' } : {})!;
+  assert.ok(created('py_jobs_created') > 1.7e9, 'the source has its creation times as gauges');
+  const om = pythonParse(await probe('py', true), true);
+  const base = { target: 'py', job: 'py' };
+  const family = (name: string) => om.find((f) => f.name === name);
+  assert.equal(family('py_jobs')?.type, 'counter');
+  assert.equal(sampleValue(om, 'py_jobs_total', { ...base, queue: 'mail' }), 17);
+  assert.equal(sampleValue(om, 'py_jobs_created', { ...base, queue: 'mail' }), created('py_jobs_created'));
+  assert.equal(sampleValue(om, 'py_latency_seconds_created', base), created('py_latency_seconds_created'));
+  assert.equal(sampleValue(om, 'py_rpc_seconds_created', base), created('py_rpc_seconds_created'));
+  assert.deepEqual(om.filter((f) => f.type === 'gauge' && f.name.startsWith('py_')), [], 'no gauge left beside them');
+  const text = await probe('py');
+  assert.equal(promtoolCheck(text), '');
+  assert.equal(value(text, 'py_latency_seconds_count', base), 1);
+  const metrics = await scrape(`${poller.url}/metrics`);
+  assert.equal(value(metrics, 'promotel_poll_errors_total', { target: 'py' }), undefined, 'nothing was dropped as a conflict');
 });
 
 test('a page that is not metrics fails the probe with reason invalid_exposition', async () => {

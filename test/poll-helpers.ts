@@ -95,6 +95,26 @@ export interface Targets {
 }
 
 let BIG: string | undefined;
+let PYTHON_TEXT: string | undefined;
+
+/**
+ * What the Python reference client writes in text 0.0.4 (`generate_latest`, as an app's own /metrics
+ * route serves it whatever the scraper asks for): each creation time is a gauge family of its own.
+ */
+function pythonText(): string {
+  const script = [
+    'import sys',
+    'from prometheus_client import CollectorRegistry, Counter, Histogram, Summary, generate_latest',
+    'r = CollectorRegistry()',
+    "Counter('py_jobs', 'Jobs run.', ['queue'], registry=r).labels('mail').inc(17)",
+    "Histogram('py_latency_seconds', 'Latency.', registry=r, buckets=[0.1, 1]).observe(0.5)",
+    "Summary('py_rpc_seconds', 'RPC.', registry=r).observe(2)",
+    'sys.stdout.write(generate_latest(r).decode())',
+  ].join('\n');
+  const res = spawnSync('/usr/bin/python3', ['-c', script], { encoding: 'utf8', timeout: 60_000 });
+  if (res.status !== 0) throw new Error(`python3 with prometheus_client could not write the body: ${res.stderr}`);
+  return res.stdout;
+}
 
 function route(req: IncomingMessage, res: ServerResponse, t: Targets): void {
   const path = (req.url ?? '/').split('?')[0]!;
@@ -131,6 +151,8 @@ function route(req: IncomingMessage, res: ServerResponse, t: Targets): void {
       return send(200, PROM_TEXT, 'text/plain; version=0.0.4');
     case '/tricky':
       return send(200, TRICKY_TEXT, 'text/plain; version=0.0.4');
+    case '/python-text':
+      return send(200, (PYTHON_TEXT ??= pythonText()), 'text/plain; version=0.0.4');
     case '/om':
       return send(200, OPENMETRICS_TEXT, 'application/openmetrics-text; version=1.0.0');
     case '/bad-lines': // over 100,000 unreadable lines: one error each, and one good sample

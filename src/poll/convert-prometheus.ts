@@ -227,7 +227,38 @@ export async function parse(body: string, errors: ConvertError[], pacer: Pace): 
     }
     family(familyOf(sample.name, typed)).samples.push(sample);
   }
+  adoptCreatedGauges(families);
   return families;
+}
+
+/**
+ * Text 0.0.4 has no place for a creation time, so the Python client writes a counter `x` as family
+ * `x_total` followed by a gauge family `x_created` (a histogram `h` by `h_created`). Kept as a gauge, it
+ * would meet the `_created` sample the counter is re-exposed with in OpenMetrics, and the conflict would
+ * drop one of them. Each of its samples becomes its family's creation time instead, as in an OpenMetrics
+ * body; a sample with labels no series of that family has stays in the gauge, so nothing is lost.
+ */
+function adoptCreatedGauges(families: Map<string, Parsed>): void {
+  for (const gauge of families.values()) {
+    if (gauge.type !== 'gauge' || !gauge.name.endsWith('_created')) continue;
+    const base = gauge.name.slice(0, -'_created'.length);
+    const counter = families.get(`${base}_total`);
+    const owner = counter?.type === 'counter' ? counter : families.get(base);
+    if (owner === undefined || !(owner === counter || owner.type === 'histogram' || owner.type === 'summary')) continue;
+    const series = new Set(owner.samples.map((s) => labelKey(withoutKey(s.labels, owner.type === 'histogram' ? 'le' : 'quantile'))));
+    const left: Sample[] = [];
+    for (const s of gauge.samples) {
+      if (s.name === gauge.name && series.has(labelKey(s.labels))) owner.samples.push(s);
+      else left.push(s);
+    }
+    gauge.samples = left;
+  }
+}
+
+function withoutKey(labels: Record<string, string>, key: string): Record<string, string> {
+  if (!(key in labels)) return labels;
+  const { [key]: _, ...rest } = labels;
+  return rest;
 }
 
 function familyOf(sample: string, typed: Map<string, string>): string {
