@@ -136,6 +136,7 @@ function route(req: IncomingMessage, res: ServerResponse, t: Targets): void {
       return;
     }
     case '/fail':
+    case '/public/fail':
       return send(503, 'unavailable\n');
     case '/public/redirect': // an open redirect, the classic way to widen an SSRF allow-list
       res.writeHead(302, { location: new URL(req.url ?? '/', 'http://x').searchParams.get('to') ?? '/', 'content-length': 0 });

@@ -66,6 +66,19 @@ test('a configured target name and an allowed URL are polled', async () => {
   assert.equal(value(metrics.body, 'promotel_poll_duration_seconds_count', { target: 'ok' }), 1);
 });
 
+test('URLs given to /probe are logged once per allow: pattern and reason, whatever succeeds in between', async () => {
+  const line = /target \S+\/public\/fail \(\S+\) failed: status_code: .*counts it \(logged once\)$/m;
+  const logged = () => poller.stderr().split('\n').filter((l) => line.test(l)).length;
+  for (let i = 0; i < 3; i++) {
+    assert.equal(value((await probe(`${t.base}/public/fail`)).body, 'promotel_probe_success', { target: `${t.base}/public/fail` }), 0);
+    assert.equal(value((await probe(`${t.base}/public/ok`)).body, 'promotel_probe_success', { target: `${t.base}/public/ok` }), 1);
+  }
+  await poller.waitFor(line);
+  assert.equal(logged(), 1, poller.stderr());
+  const metrics = await get(`${poller.url}/metrics`);
+  assert.equal(value(metrics.body, 'promotel_poll_errors_total', { target: `${t.base}/public/**`, reason: 'status_code' }), 3, 'each failure is still counted');
+});
+
 test('URLs outside the allow-list are refused before any request is made', async () => {
   const okHits = t.hits.get('/ok') ?? 0;
   const attempts: Array<[string, number]> = [

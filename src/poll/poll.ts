@@ -96,8 +96,10 @@ export async function pollTarget(target: Target, module: Module, ctx: PollContex
       instruments.errors.add(1, { target: self, reason });
       log.warnOnce(`poll:${self}:${reason}`, `target ${target.name} (${target.url}) failed: ${reason}: ${(result as { message?: string }).message ?? reason}; promotel_probe_success{target="${target.name}"} is 0 and promotel_poll_errors_total{target="${self}",reason="${reason}"} counts it (logged once)`);
     }
-    // A clean poll ends the episode: the next failure of this target is logged again.
-    if (result.success && errors.length === 0) log.forgetWarnings(`poll:${self}:`);
+    // A clean poll ends the episode: the next failure of this target is logged again. Not for a URL
+    // given to /probe: its lines are per allow: pattern, whose other URLs may be failing all along, and
+    // every success among them would log those failures anew.
+    if (result.success && errors.length === 0 && target.adHoc === undefined) log.forgetWarnings(`poll:${self}:`);
     // One count and one line per reason: a body can hold a hundred thousand bad values.
     const byReason = new Map<string, { count: number; first: ConvertError }>();
     for (const e of errors) {
