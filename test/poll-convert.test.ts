@@ -60,6 +60,7 @@ targets:
   - { name: prom, url: "${t.base}/metrics", module: metrics }
   - { name: om, url: "${t.base}/om", module: metrics, job: batch }
   - { name: py, url: "${t.base}/python-text", module: metrics }
+  - { name: latin1, url: "${t.base}/latin1", module: metrics }
   - { name: html, url: "${t.base}/html", module: metrics }
   - { name: tricky, url: "${t.base}/tricky", module: metrics }
   - { name: bad-lines, url: "${t.base}/bad-lines", module: metrics }
@@ -227,6 +228,16 @@ test('the creation times the Python client writes in text as gauges (x_created) 
   assert.equal(value(text, 'py_latency_seconds_count', base), 1);
   const metrics = await scrape(`${poller.url}/metrics`);
   assert.equal(value(metrics, 'promotel_poll_errors_total', { target: 'py' }), undefined, 'nothing was dropped as a conflict');
+});
+
+test('a body that is not UTF-8 is still served, its invalid bytes as U+FFFD, and counted as invalid_utf8', async () => {
+  const body = await probe('latin1');
+  const base = { target: 'latin1', job: 'latin1' };
+  assert.equal(value(body, 'promotel_probe_success', base), 1);
+  assert.equal(sampleValue(pythonParse(body), 'city_up', { ...base, city: 'M\uFFFDnchen' }), 1);
+  const metrics = await scrape(`${poller.url}/metrics`);
+  assert.equal(value(metrics, 'promotel_poll_errors_total', { target: 'latin1', reason: 'invalid_utf8' }), 1);
+  await poller.waitFor(/target latin1 \(\S+\): invalid_utf8: the body \(47 bytes\) is not valid UTF-8; each invalid byte sequence is served as U\+FFFD: have the target send UTF-8, and promotel_poll_errors_total\{target="latin1",reason="invalid_utf8"\} counts it \(logged once\)$/m);
 });
 
 test('a page that is not metrics fails the probe with reason invalid_exposition', async () => {

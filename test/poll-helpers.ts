@@ -152,6 +152,9 @@ function route(req: IncomingMessage, res: ServerResponse, t: Targets): void {
       return send(200, PROM_TEXT, 'text/plain; version=0.0.4');
     case '/tricky':
       return send(200, TRICKY_TEXT, 'text/plain; version=0.0.4');
+    case '/latin1': // a label value in ISO-8859-1, as an old exporter may send it
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+      return void res.end(Buffer.from('# TYPE city_up gauge\ncity_up{city="M\u00fcnchen"} 1\n', 'latin1'));
     case '/python-text':
       return send(200, (PYTHON_TEXT ??= pythonText()), 'text/plain; version=0.0.4');
     case '/om':

@@ -4,6 +4,7 @@
 // reason, so a target that stays broken does not flood the log.
 import type { Counter, Histogram, Meter, UpDownCounter } from '@opentelemetry/api';
 import { performance } from 'node:perf_hooks';
+import { isUtf8 } from 'node:buffer';
 import * as log from '../log';
 import { allowed } from './allow';
 import type { Module, PollConfig, Target } from './config';
@@ -68,7 +69,10 @@ export async function pollTarget(target: Target, module: Module, ctx: PollContex
       let types = target.adHoc !== undefined ? new Map<string, string>() : ctx.memory.get(target.name);
       if (!types) ctx.memory.set(target.name, (types = new Map()));
       try {
+        // Exposition text and JSON are UTF-8. Decoding replaces invalid bytes with U+FFFD, which would
+        // then show in label values and names with nothing to say why.
         const text = result.body.toString('utf8');
+        const invalidUtf8 = !isUtf8(result.body);
         if (module.format === 'json') {
           const out = convertJson(text, module.metrics, extra, types);
           converted = out.families;
@@ -81,6 +85,7 @@ export async function pollTarget(target: Target, module: Module, ctx: PollContex
           errors = out.errors;
           if (out.samples === 0 && text.trim() !== '') fail(result, 'invalid_exposition', `none of the body is Prometheus text (${out.errors[0]?.message ?? 'no samples'})`);
         }
+        if (invalidUtf8) errors.push({ reason: 'invalid_utf8', message: `the body (${result.body.length} bytes) is not valid UTF-8` });
       } catch (err) {
         [converted, errors] = [[], []];
         if (err instanceof PastDeadline) {
@@ -129,6 +134,7 @@ const CONSEQUENCE: Record<string, string> = {
   type_changed: 'the value is served as it is now',
   duplicate_series: 'the last value is kept',
   reserved_name: 'that family is left out',
+  invalid_utf8: 'each invalid byte sequence is served as U+FFFD: have the target send UTF-8',
 };
 
 function fail(result: ProbeResult & { message?: string }, reason: string, message: string): void {
