@@ -33,3 +33,19 @@ test('node:http client: error.type is the error code (ECONNREFUSED, ECONNRESET) 
     app.kill();
   }
 });
+
+test('node:http client: an IPv6 literal in options.host is the server_address, as with hostname or a URL', async () => {
+  const metricsPort = await freePort();
+  const app = startApp(join(FIXTURES, 'http-client-ipv6-app.js'), { env: { OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' } });
+  try {
+    const port = (await app.waitFor(/requested (\d+)/)).match(/requested (\d+)/)![1];
+    const samples = await eventually(async () => {
+      const client = samplesOf(pythonParse((await get(`http://127.0.0.1:${metricsPort}/metrics`)).body), 'http_client_request_duration_seconds_count');
+      return client.reduce((n, s) => n + s.value, 0) >= 3 ? client : undefined;
+    });
+    assert.deepEqual(samples.map((s) => `${s.labels.server_address} ${s.labels.server_port} ${s.value}`), [`::1 ${port} 3`]);
+    assert.equal(app.stderr(), '');
+  } finally {
+    app.kill();
+  }
+});

@@ -9,6 +9,7 @@
 // | http.client.request.duration   | histogram | s    | http.request.method, server.address, server.port, http.response.status_code, network.protocol.version, error.type |
 // | http.server.request.duration   | histogram | s    | (only in instrumentation-http mode; same attributes as the diagnostics_channel hook) |
 import { syncBuiltinESMExports } from 'node:module';
+import { isIPv6 } from 'node:net';
 import { SpanKind, SpanStatusCode, context, type Attributes, type HrTime, type MeterProvider, type Span } from '@opentelemetry/api';
 import type { Instrumentation } from '@opentelemetry/instrumentation';
 import { isOwnServer } from '../server';
@@ -21,6 +22,7 @@ export function enableOtelHttp(meterProvider: MeterProvider, options: { server: 
       ignoreIncomingRequestHook: (req) => isOwnServer((req.socket as unknown as { server?: object }).server),
       // Telemetry about telemetry: the OTLP exporters' own pushes are not the app's traffic.
       ignoreOutgoingRequestHook: (options) => /OTel-OTLP-Exporter-JavaScript/.test(String((options.headers as Record<string, unknown> | undefined)?.['User-Agent'] ?? '')),
+      startOutgoingSpanHook: ipv6Host,
   });
   errorTypeFromCode(http);
   const instrumentations: Instrumentation[] = [http];
@@ -44,6 +46,19 @@ export function enableOtelHttp(meterProvider: MeterProvider, options: { server: 
     for (const i of instrumentations) i.disable();
   };
 }
+
+/**
+ * node:http takes an IPv6 literal in `host` as it is (`{ host: '::1' }`), and instrumentation-http 0.223
+ * reads `host` up to the first colon: `server.address` became "localhost" for `::1` and "2001" for
+ * `2001:db8::1`. The attributes this hook returns are laid over the request's, and the metric's
+ * `server.address` is read from them after, so the literal is put back there (and on the span).
+ */
+function ipv6Host(options: unknown): Attributes {
+  const { host, hostname } = options as { host?: unknown; hostname?: unknown };
+  return typeof host === 'string' && hostname == null && isIPv6(host) ? { 'server.address': host } : NO_ATTRIBUTES;
+}
+
+const NO_ATTRIBUTES: Attributes = Object.freeze({});
 
 interface ClientErrorPath {
   _onOutgoingRequestError?: (span: Span, metricAttributes: Attributes, startTime: HrTime, error: Error) => void;
