@@ -6,7 +6,7 @@
 import { isLogLevel, type LogLevel } from './log';
 import { baseEndpoint, checkTemporality, DEFAULT_OTLP_ENDPOINT, exportInterval, exportTimeout, protocol, readHeaders, type OtlpProtocol } from './config-otlp';
 import { parseResourceAttributes } from './config-pairs';
-import { bool, host, httpUrl, invalid, listed, millis, ok, oneOf, port, shown, text, wholeNumber, type Check } from './config-values';
+import { bool, hideCredentials, host, httpUrl, invalid, listed, millis, ok, oneOf, port, shown, text, wholeNumber, type Check } from './config-values';
 import { KNOWN_METHODS_VARIABLE } from './instrumentations/http-semconv';
 
 export { parseResourceAttributes } from './config-pairs';
@@ -203,17 +203,20 @@ function readSetting(s: Setting, env: Env, fallback: unknown): { value: unknown;
     const r = check(raw);
     if ('value' in r) {
       // A per-signal variable that cannot be parsed counts as not set: the generic one applies.
-      return { value: r.value, warnings: complaints.map((c) => `${c}; using ${showValue(r.value)} from ${variable}`) };
+      return { value: r.value, warnings: complaints.map((c) => `${c}; using ${hideCredentials(showValue(r.value))} from ${variable}`) };
     }
-    complaints.push(`${variable}=${JSON.stringify(raw)} ${r.error}`);
+    complaints.push(`${variable}=${hideCredentials(JSON.stringify(raw))} ${r.error}`);
   }
-  return { value: fallback, warnings: complaints.map((c) => `${c}; using ${showValue(fallback)}`) };
+  return { value: fallback, warnings: complaints.map((c) => `${c}; using ${hideCredentials(showValue(fallback))}`) };
 }
 
 function readExporters(env: Env, warnings: string[]): MetricsExporter[] | undefined {
   const raw = env.OTEL_METRICS_EXPORTER;
   if (raw === undefined || raw.trim() === '') return undefined;
   const { exporters, unknown } = parseExporters(raw.split(','));
+  if (unknown.length === 0 && exporters.length > 0 && raw.split(',').every((n) => n.trim() === '')) {
+    warnings.push(`OTEL_METRICS_EXPORTER=${JSON.stringify(raw)} names no exporter: use prometheus, otlp, both separated by a comma, or none; using prometheus`);
+  }
   if (unknown.length > 0) {
     warnings.push(`OTEL_METRICS_EXPORTER=${JSON.stringify(raw)} is invalid: ${unknown.map((u) => JSON.stringify(u)).join(' and ')} ${unknown.length > 1 ? 'are not exporters' : 'is not an exporter'}: use prometheus, otlp, both separated by a comma, or none; using ${exporters.join(',')}`);
   }
@@ -230,8 +233,8 @@ function parseExporters(names: string[]): { exporters: MetricsExporter[]; unknow
     else if (v === 'none') none = true;
     else if (v !== '') unknown.push(name.trim());
   }
-  // The endpoint stays on after a typo, so that a typo never silences the metrics.
-  if (unknown.length > 0) chosen.add('prometheus');
+  // The endpoint stays on after a typo, or a list of empty entries (","), so that a typo never silences the metrics.
+  if (unknown.length > 0 || (!none && chosen.size === 0)) chosen.add('prometheus');
   return { exporters: none && chosen.size === 0 ? [] : [...chosen], unknown };
 }
 

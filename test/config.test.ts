@@ -75,6 +75,12 @@ test('PROMOTEL_EVENTLOOP_DELAY_RESOLUTION: milliseconds, 10 by default, a bad va
   assert.deepEqual(warnings, ['PROMOTEL_EVENTLOOP_DELAY_RESOLUTION="0.5" is invalid: use milliseconds from 1 to 60000; using 10']);
 });
 
+test('OTEL_METRICS_EXPORTER of empty entries only (",") is a warning and the default, not silence', () => {
+  const { config, warnings } = readConfig({ OTEL_METRICS_EXPORTER: ' , ' });
+  assert.deepEqual(config.exporters, ['prometheus']);
+  assert.deepEqual(warnings, ['OTEL_METRICS_EXPORTER=" , " names no exporter: use prometheus, otlp, both separated by a comma, or none; using prometheus']);
+});
+
 test('OTEL_METRICS_EXPORTER: prometheus, otlp, both, or none', () => {
   assert.deepEqual(readConfig({ OTEL_METRICS_EXPORTER: 'prometheus' }).config.exporters, ['prometheus']);
   assert.deepEqual(readConfig({ OTEL_METRICS_EXPORTER: ' none ' }).config.exporters, []);
