@@ -62,6 +62,15 @@ export const httpUrl: Check<string> = (raw) => {
   return invalid('write a URL with http:// or https://');
 };
 
+/**
+ * A URL's userinfo (`http://tenant:secret@host`) replaced by `***`, for warnings: like header values,
+ * it is a credential (the OTLP exporters send it as Basic auth). Also at the start of a value that
+ * lacks its scheme.
+ */
+export function hideCredentials(text: string): string {
+  return text.replace(/(^|\/\/)[^/@\s"]+@/g, '$1***@');
+}
+
 export function listed(values: readonly string[]): string {
   return values.length < 2 ? values.join('') : `${values.slice(0, -1).join(', ')} or ${values.at(-1)}`;
 }

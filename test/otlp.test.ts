@@ -337,6 +337,44 @@ test('a per-signal endpoint without /v1/metrics (HTTP 404): the warning gives th
   }
 });
 
+test('the last push at exit to a collector too slow to answer: the line says it was the last, and that the collector was slow', async () => {
+  const otel = await collector([], 5000);
+  const job = startApp(join(FIXTURES, 'otlp-batch.js'), {
+    env: { OTEL_METRICS_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: otel.url, OTEL_EXPORTER_OTLP_TIMEOUT: '500', OTEL_METRIC_EXPORT_INTERVAL: '60000' },
+  });
+  try {
+    assert.deepEqual(await job.exited, { code: 0, signal: null });
+    assert.deepEqual(agentLines(job.stderr()), [
+      `promotel warn: OTLP export to ${otel.url}/v1/metrics failed: Request timed out; this was the last push, as the process ends, the application is unaffected: the collector did not answer within 500 ms: if it is overloaded, see its log, or raise OTEL_EXPORTER_OTLP_TIMEOUT`,
+    ]);
+  } finally {
+    job.kill();
+    otel.server.closeAllConnections();
+    otel.server.close();
+  }
+});
+
+test('credentials in the endpoint URL are used, and never shown in a line', async () => {
+  const otel = await collector(Array(50).fill(401));
+  const endpoint = otel.url.replace('http://', 'http://tenant:s3cr3t@');
+  const job = startApp(join(FIXTURES, 'otlp-batch.js'), {
+    env: { OTEL_METRICS_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'ftp://tenant:s3cr3t@collector', OTEL_METRIC_EXPORT_INTERVAL: '60000' },
+  });
+  try {
+    assert.deepEqual(await job.exited, { code: 0, signal: null });
+    assert.equal(otel.received[0]!.headers.authorization, `Basic ${Buffer.from('tenant:s3cr3t').toString('base64')}`);
+    const lines = agentLines(job.stderr());
+    assert.equal(lines.length, 2, job.stderr());
+    assert.doesNotMatch(job.stderr(), /s3cr3t|tenant/);
+    const shown = otel.url.replace('http://', 'http://***@');
+    assert.equal(lines[0], `promotel warn: OTEL_EXPORTER_OTLP_METRICS_ENDPOINT="ftp://***@collector" is invalid: write a URL with http:// or https://; using ${shown}/v1/metrics from OTEL_EXPORTER_OTLP_ENDPOINT`);
+    assert.ok(lines[1]!.startsWith(`promotel warn: OTLP export to ${shown}/v1/metrics failed: HTTP 401 `), lines[1]);
+  } finally {
+    job.kill();
+    otel.server.close();
+  }
+});
+
 test('OTEL_METRIC_EXPORT_TIMEOUT bounds the last push of a finished app, under the OTLP timeout', async () => {
   const deadPort = await freePort();
   const started = Date.now();

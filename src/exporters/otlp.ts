@@ -11,6 +11,7 @@
 // the export timeout. A signal that kills the process is not delayed: no
 // signal handler is added.
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import { hideCredentials } from '../config-values';
 import { describeError, info, warn } from '../log';
 
 export type OtlpProtocol = 'http/protobuf' | 'http/json';
@@ -51,11 +52,14 @@ export function startOtlpPush(options: OtlpOptions): { flush(): Promise<void>; s
       ? new (require('@opentelemetry/exporter-metrics-otlp-http') as typeof import('@opentelemetry/exporter-metrics-otlp-http')).OTLPMetricExporter(config)
       : new (require('@opentelemetry/exporter-metrics-otlp-proto') as typeof import('@opentelemetry/exporter-metrics-otlp-proto')).OTLPMetricExporter(config),
   );
-  const endpoint = options.endpoint;
+  // As warnings show it: the URL's userinfo is a credential.
+  const endpoint = hideCredentials(options.endpoint);
   let inFlight: Promise<void> | undefined;
   let failing = false;
   let stopped = false;
 
+  // Set for the push at exit or stop(): a failure then has no next push to wait for.
+  let last = false;
   const push = (): Promise<void> => {
     if (inFlight) return inFlight;
     inFlight = options
@@ -69,7 +73,8 @@ export function startOtlpPush(options: OtlpOptions): { flush(): Promise<void>; s
                 failing = false;
               } else if (!failing) {
                 failing = true;
-                warn(`OTLP export to ${endpoint} failed: ${failureOf(result.error)}; the next push is in ${options.intervalMs} ms, the application is unaffected: ${fixFor(result.error)}`);
+                const next = last ? 'this was the last push, as the process ends' : `the next push is in ${options.intervalMs} ms`;
+                warn(`OTLP export to ${endpoint} failed: ${failureOf(result.error)}; ${next}, the application is unaffected: ${fixFor(result.error, options.timeoutMs)}`);
               }
               resolve();
             });
@@ -95,6 +100,7 @@ export function startOtlpPush(options: OtlpOptions): { flush(): Promise<void>; s
   const onBeforeExit = (): void => {
     if (flushedAtExit || stopped) return;
     flushedAtExit = true;
+    last = true;
     void push();
   };
   process.on('beforeExit', onBeforeExit);
@@ -107,6 +113,7 @@ export function startOtlpPush(options: OtlpOptions): { flush(): Promise<void>; s
       process.off('beforeExit', onBeforeExit);
       // A push in flight carries data collected before this call: the last numbers need one of their own.
       await inFlight;
+      last = true;
       await push();
       stopped = true;
       await exporter.shutdown().catch(() => {});
@@ -125,13 +132,15 @@ function failureOf(error: Error | undefined): string {
   return describeError(error ?? 'unknown error');
 }
 
-function fixFor(error: Error | undefined): string {
+function fixFor(error: Error | undefined, timeoutMs: number): string {
   const status = (error as { code?: unknown } | undefined)?.code;
   // The collector answered, so the endpoint is right: it refused the credentials.
   if (status === 401 || status === 403) return `the collector refused the credentials (HTTP ${status}): check OTEL_EXPORTER_OTLP_HEADERS (or OTEL_EXPORTER_OTLP_METRICS_HEADERS)`;
   if (status === 404 || status === 405) return 'nothing takes OTLP at that path: OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is used as it is (end it in /v1/metrics), while OTEL_EXPORTER_OTLP_ENDPOINT gets /v1/metrics appended';
   if (typeof status === 'number') return 'the collector refused the data: see its log for why';
   if (error?.message === RETRYABLE) return 'the collector is overloaded or starting; if it lasts, see its log';
+  // The exporter's own message for a collector that took the connection but not the timeout's time to answer.
+  if (error?.message === 'Request timed out') return `the collector did not answer within ${timeoutMs} ms: if it is overloaded, see its log, or raise OTEL_EXPORTER_OTLP_TIMEOUT`;
   return 'check OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT) and that a collector listens there';
 }
 
