@@ -42,9 +42,15 @@ export const hostUnitOverrides: ReadonlyMap<string, string> = new Map(
  * Keys as in hostUnitOverrides; where the boot time is unknown, only the process's.
  */
 export function hostStartTimes(): ReadonlyMap<string, HrTime> {
-  // The process's CPU time counts from the process's start, a little before the preload's.
+  // The process's CPU time counts from the process's start, a little before the preload's; the event
+  // loop's time from the loop's start, after the preload but before the SDK, which loads lazily, makes
+  // its instruments. The process's start is the one known now that comes before both.
   const origin = performance.timeOrigin;
-  const times = new Map<string, HrTime>([[`${HOST_METRICS_SCOPE}\u0000process.cpu.time`, [Math.floor(origin / 1000), Math.round((origin % 1000) * 1e6)]]]);
+  const processStart: HrTime = [Math.floor(origin / 1000), Math.round((origin % 1000) * 1e6)];
+  const times = new Map<string, HrTime>([
+    [`${HOST_METRICS_SCOPE}\u0000process.cpu.time`, processStart],
+    ['promotel\u0000nodejs.eventloop.time', processStart],
+  ]);
   const boot = bootTime();
   if (boot !== undefined) for (const key of [`${HOST_METRICS_SCOPE}\u0000system.cpu.time`, ...NETWORK_COUNTERS.map((name) => `promotel\u0000${name}`)]) times.set(key, boot);
   return times;
