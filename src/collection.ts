@@ -41,3 +41,11 @@ export const onExportStart = (fn: () => Promise<void>): (() => void) => subscrib
 export const exportStart = async (): Promise<void> => {
   await Promise.all([...exportStarts].map((fn) => fn().catch(() => {})));
 };
+
+/**
+ * The shortest window a utilization (a share of time: event loop, CPU) is measured over. A second
+ * scraper a few ms after the first (an HA pair) would otherwise see a window that holds little but the
+ * scrape itself, read in 10 ms ticks: ratios of 0 or above 1. A shorter window repeats the last value
+ * and does not end.
+ */
+export const MIN_WINDOW_MS = 100;

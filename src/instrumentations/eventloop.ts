@@ -13,7 +13,7 @@
 // second hid from the primary's scrape any block older than a second.
 import { monitorEventLoopDelay, performance, type EventLoopUtilization } from 'node:perf_hooks';
 import type { BatchObservableResult, Meter, ObservableGauge } from '@opentelemetry/api';
-import { onWindowEnd } from '../collection';
+import { MIN_WINDOW_MS, onWindowEnd } from '../collection';
 
 const NS_PER_S = 1e9;
 
@@ -48,8 +48,16 @@ export function enableEventLoopMetrics(meter: Meter, resolutionMs: number): () =
   meter.addBatchObservableCallback(observeDelay, gauges);
 
   const utilization = meter.createObservableGauge('nodejs.eventloop.utilization', { description: 'Share of the window the event loop was busy.', unit: '1' });
+  // As for the CPU (cpu.ts): a window shorter than MIN_WINDOW_MS holds little but the scrape, which
+  // keeps the loop busy; it repeats the last value and does not end.
+  let lastUtilization: number | undefined;
+  let observedAt: EventLoopUtilization | undefined;
   const observeUtilization = (result: { observe(value: number): void }): void => {
-    result.observe(performance.eventLoopUtilization(windowStart).utilization);
+    const now = performance.eventLoopUtilization();
+    const window = performance.eventLoopUtilization(now, windowStart);
+    observedAt = window.idle + window.active >= MIN_WINDOW_MS ? now : undefined;
+    if (observedAt !== undefined || lastUtilization === undefined) lastUtilization = window.utilization;
+    result.observe(lastUtilization);
   };
   utilization.addCallback(observeUtilization);
 
@@ -63,7 +71,7 @@ export function enableEventLoopMetrics(meter: Meter, resolutionMs: number): () =
 
   const stopWindows = onWindowEnd(() => {
     histogram.reset();
-    windowStart = performance.eventLoopUtilization();
+    if (observedAt !== undefined) windowStart = observedAt;
   });
   return () => {
     stopWindows();

@@ -1,21 +1,18 @@
-// Host and process metrics from @opentelemetry/host-metrics, but for the
-// network (see network.ts). The system.* groups are the host's; process.cpu
-// and process.memory belong to the runtime switch, because they describe this
-// process.
+// Host and process metrics: memory from @opentelemetry/host-metrics, CPU
+// (cpu.ts) and network (network.ts) read by promotel. The system.* groups are
+// the host's; process.cpu and process.memory belong to the runtime switch,
+// because they describe this process.
 //
-// Metric table:
+// Metric table (host-metrics'):
 // | OTel name                   | type    | unit | attributes |
-// | system.cpu.time             | counter | s    | system.cpu.state, system.cpu.logical_number |
-// | system.cpu.utilization      | gauge   | 1    | system.cpu.state, system.cpu.logical_number |
 // | system.memory.usage         | gauge   | By   | system.memory.state |
 // | system.memory.utilization   | gauge   | 1    | system.memory.state |
-// | process.cpu.time            | counter | s    | process.cpu.state |
-// | process.cpu.utilization     | gauge   | 1    | process.cpu.state |
 // | process.memory.usage        | gauge   | By   | |
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { HrTime, MeterProvider } from '@opentelemetry/api';
 import { VERSION } from '../resource';
+import { enableProcessCpuMetrics, enableSystemCpuMetrics } from './cpu';
 import { enableNetworkMetrics, NETWORK_COUNTERS } from './network';
 
 export const HOST_METRICS_SCOPE = '@opentelemetry/host-metrics';
@@ -24,10 +21,8 @@ export const HOST_METRICS_SCOPE = '@opentelemetry/host-metrics';
 // conventions give them; without it the Prometheus names would lack `_bytes`
 // and `_ratio`.
 const MISSING_UNITS: Record<string, string> = {
-  'system.cpu.utilization': '1',
   'system.memory.usage': 'By',
   'system.memory.utilization': '1',
-  'process.cpu.utilization': '1',
   'process.memory.usage': 'By',
 };
 
@@ -48,11 +43,11 @@ export function hostStartTimes(): ReadonlyMap<string, HrTime> {
   const origin = performance.timeOrigin;
   const processStart: HrTime = [Math.floor(origin / 1000), Math.round((origin % 1000) * 1e6)];
   const times = new Map<string, HrTime>([
-    [`${HOST_METRICS_SCOPE}\u0000process.cpu.time`, processStart],
+    ['promotel\u0000process.cpu.time', processStart],
     ['promotel\u0000nodejs.eventloop.time', processStart],
   ]);
   const boot = bootTime();
-  if (boot !== undefined) for (const key of [`${HOST_METRICS_SCOPE}\u0000system.cpu.time`, ...NETWORK_COUNTERS.map((name) => `promotel\u0000${name}`)]) times.set(key, boot);
+  if (boot !== undefined) for (const key of ['promotel\u0000system.cpu.time', ...NETWORK_COUNTERS.map((name) => `promotel\u0000${name}`)]) times.set(key, boot);
   return times;
 }
 
@@ -69,12 +64,17 @@ function bootTime(): HrTime | undefined {
 
 export function enableHostMetrics(meterProvider: MeterProvider, groups: { system: boolean; process: boolean }): void {
   const metricGroups: string[] = [];
+  // promotel's own meter, as for the runtime metrics it adds.
+  const meter = meterProvider.getMeter('promotel', VERSION);
   if (groups.system) {
-    metricGroups.push('system.cpu', 'system.memory');
-    // promotel's own meter, as for the runtime metrics it adds.
-    enableNetworkMetrics(meterProvider.getMeter('promotel', VERSION));
+    metricGroups.push('system.memory');
+    enableSystemCpuMetrics(meter);
+    enableNetworkMetrics(meter);
   }
-  if (groups.process) metricGroups.push('process.cpu', 'process.memory');
+  if (groups.process) {
+    metricGroups.push('process.memory');
+    enableProcessCpuMetrics(meter);
+  }
   if (metricGroups.length === 0) return;
   const { HostMetrics } = require('@opentelemetry/host-metrics') as typeof import('@opentelemetry/host-metrics');
   new HostMetrics({ meterProvider, name: HOST_METRICS_SCOPE, metricGroups }).start();

@@ -1,7 +1,7 @@
 // Node.js runtime metrics: the event loop (eventloop.ts), V8's heap, GC and
 // active resources (v8.ts), and a version info metric, the equivalent of
-// Python's python_info. Process CPU and memory come from host-metrics
-// (host.ts), which PROMOTEL_RUNTIME_METRICS switches too.
+// Python's python_info. Process CPU (cpu.ts) and memory (host-metrics, see
+// host.ts) are enabled from host.ts, and PROMOTEL_RUNTIME_METRICS switches them too.
 //
 // Metric table:
 // | OTel name           | type  | unit | attributes |

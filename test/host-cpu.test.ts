@@ -1,0 +1,72 @@
+// CPU time and utilization, read by promotel (src/instrumentations/cpu.ts):
+// every state of /proc/stat by each CPU's own number, the process's share of
+// the CPUs it may run on, and windows that a second scraper a few ms after the
+// first cannot make meaningless.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { parseProcStat } from '../src/instrumentations/cpu';
+import { FIXTURES, freePort, get, pythonParse, samplesOf, startApp, type Sample } from './helpers';
+
+test('/proc/stat: each CPU by its own number, iowait and steal kept, irq and softirq as interrupt', () => {
+  const text = [
+    'cpu  900 0 300 5000 20 10 40 5 0 0',
+    'cpu0 500 1 200 2000 10 5 20 3 7 0',
+    // cpu1 is offline: the next one keeps its number 2.
+    'cpu2 400 0 100 3000 10 5 20 2 0 0',
+    'intr 12345',
+    'btime 1700000000',
+  ].join('\n');
+  const cpus = parseProcStat(text);
+  assert.deepEqual([...cpus.keys()], [0, 2]);
+  // user nice system idle iowait interrupt steal, in seconds (100 ticks a second); guest is inside user.
+  assert.deepEqual(cpus.get(0), [5, 0.01, 2, 20, 0.1, 0.25, 0.03]);
+  assert.deepEqual(cpus.get(2), [4, 0, 1, 30, 0.1, 0.25, 0.02]);
+});
+
+/** utime + stime of a process, in seconds (USER_HZ 100). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+const ratios = (samples: Sample[]) => samples.map((s) => `${JSON.stringify(s.labels)} ${s.value}`).sort();
+
+test('the process share is of the CPUs it may run on; a second scrape a few ms later repeats the window, never a ratio out of [0, 1]', async () => {
+  const metricsPort = await freePort();
+  const app = startApp(join(FIXTURES, 'spin.js'), { env: { OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' } });
+  const body = async () => (await get(`http://127.0.0.1:${metricsPort}/metrics`)).body;
+  const scrape = async () => pythonParse(await body());
+  try {
+    await app.waitFor(/spinning/);
+    const pid = app.child.pid!;
+    // One CPU allowed: os.availableParallelism() in the app reads the new mask on its next call.
+    execFileSync('taskset', ['-a', '-p', '-c', '0', String(pid)], { stdio: 'ignore' });
+    await scrape(); // ends the window
+    const [cpu0, t0] = [cpuSeconds(pid), performance.now()];
+    await new Promise((r) => setTimeout(r, 1500));
+    const [cpu1, t1] = [cpuSeconds(pid), performance.now()];
+    // As two Prometheus servers of an HA pair may scrape: the second right after the first.
+    const [firstBody, secondBody] = [await body(), await body()];
+    const [first, second] = [pythonParse(firstBody), pythonParse(secondBody)];
+    const used = (cpu1 - cpu0) / ((t1 - t0) / 1000);
+    const process = samplesOf(first, 'process_cpu_utilization_ratio');
+    const share = process.reduce((sum, s) => sum + s.value, 0);
+    assert.ok(Math.abs(share - used) < 0.1, `process_cpu_utilization_ratio user + system ${share}, /proc says ${used} of the one CPU allowed`);
+    for (const name of ['process_cpu_utilization_ratio', 'system_cpu_utilization_ratio', 'nodejs_eventloop_utilization_ratio']) {
+      assert.deepEqual(ratios(samplesOf(second, name)), ratios(samplesOf(first, name)), `${name}: the second scraper's window is too short to measure, so it sees the last one`);
+      for (const s of samplesOf(first, name)) assert.ok(s.value >= 0 && s.value <= 1, `${name} ${JSON.stringify(s.labels)} ${s.value}`);
+    }
+    // The states of each CPU cover its whole window.
+    const byCpu = new Map<string, number>();
+    for (const s of samplesOf(first, 'system_cpu_utilization_ratio')) byCpu.set(s.labels.system_cpu_logical_number!, (byCpu.get(s.labels.system_cpu_logical_number!) ?? 0) + s.value);
+    assert.ok(byCpu.size > 0);
+    for (const [cpu, sum] of byCpu) assert.ok(Math.abs(sum - 1) < 1e-9, `cpu ${cpu}: states sum to ${sum}`);
+    assert.deepEqual([...new Set(samplesOf(first, 'system_cpu_time_seconds_total').map((s) => s.labels.system_cpu_state))].sort(), ['idle', 'interrupt', 'iowait', 'nice', 'steal', 'system', 'user']);
+    assert.equal(app.stderr(), '');
+  } finally {
+    app.kill();
+  }
+});
