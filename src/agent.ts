@@ -190,6 +190,8 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
             intervalMs: config.exportIntervalMs,
             endpoint: config.otlpEndpoint,
             headers: config.otlpHeaders,
+            compression: config.otlpCompression,
+            tls: { ca: config.otlpCertificate, cert: config.otlpClientCertificate, key: config.otlpClientKey },
             // OTEL_METRIC_EXPORT_TIMEOUT bounds the whole export, OTEL_EXPORTER_OTLP_TIMEOUT its request: the shorter one rules.
             timeoutMs: Math.min(config.otlpTimeoutMs, config.exportTimeoutMs),
             // A callback that never settles must not hold every later push: the SDK gives up on it after

@@ -3,7 +3,9 @@
 // the same rules as its variable, so neither can switch the agent into a state
 // the other would refuse. Enumerations are case-insensitive, as the
 // OpenTelemetry specification asks of its environment variables.
+import { accessSync, constants, statSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { resolve } from 'node:path';
 
 export type Checked<T> = { value: T } | { error: string };
 
@@ -60,6 +62,17 @@ export const httpUrl: Check<string> = (raw) => {
     // not a URL at all: same fix
   }
   return invalid('write a URL with http:// or https://');
+};
+
+/** A file this process can read, as a path from the working directory (how the OTLP exporters read it). */
+export const readableFile: Check<string> = (raw) => {
+  const path = resolve(raw.trim());
+  try {
+    accessSync(path, constants.R_OK);
+    return statSync(path).isFile() ? ok(path) : invalid('that is not a file: give the path of a PEM file');
+  } catch (err) {
+    return invalid(`no file this process can read there (${(err as { code?: string }).code ?? 'unreadable'}): give the path of a PEM file`);
+  }
 };
 
 /**

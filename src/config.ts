@@ -6,7 +6,7 @@
 import { isLogLevel, type LogLevel } from './log';
 import { baseEndpoint, checkTemporality, DEFAULT_OTLP_ENDPOINT, exportInterval, exportTimeout, protocol, readHeaders, type OtlpProtocol } from './config-otlp';
 import { parseResourceAttributes } from './config-pairs';
-import { bool, hideCredentials, host, httpUrl, invalid, listed, millis, ok, oneOf, port, shown, text, wholeNumber, type Check } from './config-values';
+import { bool, hideCredentials, host, httpUrl, invalid, listed, millis, ok, oneOf, port, readableFile, shown, text, wholeNumber, type Check } from './config-values';
 import { KNOWN_METHODS_VARIABLE } from './instrumentations/http-semconv';
 
 export { parseResourceAttributes } from './config-pairs';
@@ -40,6 +40,11 @@ export interface Config {
   otlpTimeoutMs: number;
   /** One whole export (OTEL_METRIC_EXPORT_TIMEOUT); a push is bounded by the shorter of the two. */
   exportTimeoutMs: number;
+  otlpCompression: 'gzip' | 'none';
+  /** PEM files for TLS to the collector: its CA, and this client's certificate and key (mutual TLS). */
+  otlpCertificate: string | undefined;
+  otlpClientCertificate: string | undefined;
+  otlpClientKey: string | undefined;
 }
 
 export const DEFAULTS: Readonly<Config> = Object.freeze({
@@ -64,6 +69,10 @@ export const DEFAULTS: Readonly<Config> = Object.freeze({
   exportIntervalMs: 60_000,
   otlpTimeoutMs: 10_000,
   exportTimeoutMs: 30_000,
+  otlpCompression: 'none' as const,
+  otlpCertificate: undefined,
+  otlpClientCertificate: undefined,
+  otlpClientKey: undefined,
 });
 
 /** Every variable the agent reads, with its default and meaning: the README's table is checked against this list. */
@@ -79,6 +88,10 @@ export const VARIABLES: ReadonlyArray<{ name: string; default: string; meaning: 
   { name: 'OTEL_EXPORTER_OTLP_PROTOCOL', default: 'http/protobuf', meaning: 'with `otlp`: `http/protobuf` or `http/json` (`OTEL_EXPORTER_OTLP_METRICS_PROTOCOL` wins)' },
   { name: 'OTEL_EXPORTER_OTLP_TIMEOUT', default: '10000', meaning: 'with `otlp`: ms one export request may take, retries included (`OTEL_EXPORTER_OTLP_METRICS_TIMEOUT` wins); it bounds how long a finished app waits for its last push' },
   { name: 'OTEL_EXPORTER_OTLP_HEADERS', default: '(empty)', meaning: 'with `otlp`: `key=value,...` sent with each export, percent-decoded (`OTEL_EXPORTER_OTLP_METRICS_HEADERS` too, winning per header)' },
+  { name: 'OTEL_EXPORTER_OTLP_COMPRESSION', default: 'none', meaning: 'with `otlp`: `gzip` or `none` (`OTEL_EXPORTER_OTLP_METRICS_COMPRESSION` wins)' },
+  { name: 'OTEL_EXPORTER_OTLP_CERTIFICATE', default: '(system CAs)', meaning: 'with `otlp` over `https://`: PEM file of the CA that signed the collector\'s certificate (`OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE` wins)' },
+  { name: 'OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE', default: '(none)', meaning: 'with `otlp` over `https://`: PEM file of this client\'s certificate, for mutual TLS, with `OTEL_EXPORTER_OTLP_CLIENT_KEY` (`OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE` wins)' },
+  { name: 'OTEL_EXPORTER_OTLP_CLIENT_KEY', default: '(none)', meaning: 'with `otlp` over `https://`: PEM file of that certificate\'s private key (`OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY` wins)' },
   { name: 'OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE', default: 'cumulative', meaning: 'with `otlp`: promotel pushes cumulative data only; for delta, use the Collector\'s `cumulativetodelta` processor' },
   { name: 'OTEL_METRIC_EXPORT_INTERVAL', default: '60000', meaning: 'with `otlp`: ms between pushes' },
   { name: 'OTEL_METRIC_EXPORT_TIMEOUT', default: '30000', meaning: 'with `otlp`: ms one push may take in all; a push is bounded by the shorter of this and `OTEL_EXPORTER_OTLP_TIMEOUT`' },
@@ -137,6 +150,10 @@ const SETTINGS: Setting[] = [
   one('exportIntervalMs', 'OTEL_METRIC_EXPORT_INTERVAL', exportInterval, true),
   perSignal('otlpTimeoutMs', ['OTEL_EXPORTER_OTLP_METRICS_TIMEOUT', 'OTEL_EXPORTER_OTLP_TIMEOUT'], exportTimeout),
   one('exportTimeoutMs', 'OTEL_METRIC_EXPORT_TIMEOUT', millis(100, 600_000), true),
+  perSignal('otlpCompression', ['OTEL_EXPORTER_OTLP_METRICS_COMPRESSION', 'OTEL_EXPORTER_OTLP_COMPRESSION'], oneOf(['gzip', 'none'] as const)),
+  perSignal('otlpCertificate', ['OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE', 'OTEL_EXPORTER_OTLP_CERTIFICATE'], readableFile),
+  perSignal('otlpClientCertificate', ['OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE', 'OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE'], readableFile),
+  perSignal('otlpClientKey', ['OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY', 'OTEL_EXPORTER_OTLP_CLIENT_KEY'], readableFile),
   one('eventLoopResolutionMs', 'PROMOTEL_EVENTLOOP_DELAY_RESOLUTION', millis(1, 60_000)),
   one('clusterPushIntervalMs', 'PROMOTEL_CLUSTER_PUSH_INTERVAL', millis(50, 600_000)),
 ];
@@ -184,6 +201,12 @@ export function resolveConfig(env: Env, options: unknown): { config: Config; war
     }
     const temporality = checkTemporality(env);
     if (temporality) envWarnings.push(temporality);
+    // Node's TLS refuses a certificate without its key and the other way round, at every push.
+    if ((config.otlpClientCertificate === undefined) !== (config.otlpClientKey === undefined)) {
+      const [given, missing] = config.otlpClientKey === undefined ? ['OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE', 'OTEL_EXPORTER_OTLP_CLIENT_KEY'] : ['OTEL_EXPORTER_OTLP_CLIENT_KEY', 'OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE'];
+      envWarnings.push(`${given} is set without ${missing} (or their _METRICS_ variants): mutual TLS needs both; neither is used`);
+      config.otlpClientCertificate = config.otlpClientKey = undefined;
+    }
   }
   // An invalid option falls back to what the environment says, so its warning comes last, naming that value.
   for (const w of optionWarnings) {

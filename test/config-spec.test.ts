@@ -76,6 +76,26 @@ test('OTEL_EXPORTER_OTLP_HEADERS: a value HTTP cannot carry is named for what it
   ]);
 });
 
+test('OTLP compression and TLS files: case-insensitive, the per-signal variable first, a missing file named with the fix', () => {
+  const { config, warnings } = readConfig({
+    ...OTLP,
+    OTEL_EXPORTER_OTLP_COMPRESSION: ' GZIP ',
+    OTEL_EXPORTER_OTLP_METRICS_COMPRESSION: 'zstd',
+    OTEL_EXPORTER_OTLP_CERTIFICATE: '/nonexistent/ca.pem',
+    OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: __filename,
+  });
+  assert.equal(config.otlpCompression, 'gzip');
+  assert.equal(config.otlpCertificate, undefined);
+  assert.equal(config.otlpClientCertificate, undefined);
+  assert.deepEqual(warnings, [
+    'OTEL_EXPORTER_OTLP_METRICS_COMPRESSION="zstd" is invalid: use gzip or none; using gzip from OTEL_EXPORTER_OTLP_COMPRESSION',
+    'OTEL_EXPORTER_OTLP_CERTIFICATE="/nonexistent/ca.pem" is invalid: no file this process can read there (ENOENT): give the path of a PEM file; using the default',
+    'OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE is set without OTEL_EXPORTER_OTLP_CLIENT_KEY (or their _METRICS_ variants): mutual TLS needs both; neither is used',
+  ]);
+  const both = readConfig({ ...OTLP, OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: __filename, OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY: __filename });
+  assert.deepEqual([both.config.otlpClientCertificate, both.config.otlpClientKey, both.warnings], [__filename, __filename, []]);
+});
+
 test('OTLP variables are neither read nor warned about while OTLP is off', () => {
   const env = { OTEL_EXPORTER_OTLP_TIMEOUT: 'abc', OTEL_EXPORTER_OTLP_ENDPOINT: 'x', OTEL_EXPORTER_OTLP_HEADERS: 'x-a', OTEL_METRIC_EXPORT_INTERVAL: 'often', OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: 'delta' };
   assert.deepEqual(readConfig(env).warnings, []);
@@ -120,7 +140,7 @@ test('options of start() go through the same checks: one warning naming the opti
     'promotel.start() option port=70000 is invalid: use a port number from 0 to 65535; using 9100',
     'promotel.start() option logLevel="LOUD" is invalid: use none, error, warn, info, debug, verbose or all; using warn',
     'promotel.start() option hostMetrics="no" is invalid: set it to true or false; using true',
-    `promotel.start() option "prot" is unknown: use disabled, serviceName, resourceAttributes, host, port, exporters, logLevel, hostMetrics, runtimeMetrics, eventLoopResolutionMs, httpMetrics, httpServerHook, exemplarFilter, cardinalityLimit, clusterPushIntervalMs, otlpProtocol, otlpEndpoint, otlpHeaders, exportIntervalMs, otlpTimeoutMs or exportTimeoutMs; it is ignored`,
+    `promotel.start() option "prot" is unknown: use disabled, serviceName, resourceAttributes, host, port, exporters, logLevel, hostMetrics, runtimeMetrics, eventLoopResolutionMs, httpMetrics, httpServerHook, exemplarFilter, cardinalityLimit, clusterPushIntervalMs, otlpProtocol, otlpEndpoint, otlpHeaders, exportIntervalMs, otlpTimeoutMs, exportTimeoutMs, otlpCompression, otlpCertificate, otlpClientCertificate or otlpClientKey; it is ignored`,
   ]);
   assert.equal(resolveConfig({}, { logLevel: 'INFO' }).config.logLevel, 'info');
   assert.deepEqual(resolveConfig({}, { exporters: [] }).config.exporters, []);

@@ -3,10 +3,14 @@
 // an unreachable collector is one warning and nothing else, and a finishing
 // batch job pushes its last numbers within a bounded time.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { TLSSocket } from 'node:tls';
+import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { FIXTURES, ROOT, eventually, freePort, get, startApp } from './helpers';
+import { FIXTURES, ROOT, eventually, freePort, get, selfSignedCert, startApp } from './helpers';
 
 interface Received {
   at: number;
@@ -372,6 +376,38 @@ test('credentials in the endpoint URL are used, and never shown in a line', asyn
   } finally {
     job.kill();
     otel.server.close();
+  }
+});
+
+test('gzip over mutual TLS: the CA, client certificate and key files of the variables are used', async () => {
+  const { KEY_FILE, CERT_FILE } = selfSignedCert();
+  const received: Array<{ encoding?: string; body: Buffer; peer: boolean }> = [];
+  // The collector trusts only its own certificate, which the client also presents as its own.
+  const server = createHttpsServer({ key: readFileSync(KEY_FILE), cert: readFileSync(CERT_FILE), ca: readFileSync(CERT_FILE), requestCert: true, rejectUnauthorized: true }, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c)).on('end', () => {
+      received.push({ encoding: req.headers['content-encoding'], body: Buffer.concat(chunks), peer: (req.socket as TLSSocket).authorized });
+      res.end('{}');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `https://127.0.0.1:${(server.address() as { port: number }).port}`;
+  const job = startApp(join(FIXTURES, 'otlp-batch.js'), {
+    env: {
+      OTEL_METRICS_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_METRIC_EXPORT_INTERVAL: '60000',
+      OTEL_EXPORTER_OTLP_COMPRESSION: 'GZIP', OTEL_EXPORTER_OTLP_CERTIFICATE: CERT_FILE, OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: CERT_FILE, OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY: KEY_FILE,
+    },
+  });
+  try {
+    assert.deepEqual(await job.exited, { code: 0, signal: null });
+    assert.equal(agentLines(job.stderr()).length, 0, job.stderr());
+    assert.equal(received.length, 1);
+    assert.deepEqual([received[0]!.encoding, received[0]!.peer], ['gzip', true]);
+    const [point] = metricsOf(gunzipSync(received[0]!.body)).get('batch.items')!;
+    assert.equal(Number(point!.asInt ?? point!.asDouble), 7);
+  } finally {
+    job.kill();
+    server.close();
   }
 });
 

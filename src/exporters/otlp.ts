@@ -10,6 +10,7 @@
 // line. At a natural exit (beforeExit) the last data is pushed once, within
 // the export timeout. A signal that kills the process is not delayed: no
 // signal handler is added.
+import { readFileSync } from 'node:fs';
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { hideCredentials } from '../config-values';
 import { describeError, info, warn } from '../log';
@@ -24,6 +25,9 @@ export interface OtlpOptions {
   /** The full URL, /v1/metrics included. */
   endpoint: string;
   headers: Record<string, string>;
+  compression: 'gzip' | 'none';
+  /** Paths of PEM files, already checked readable (config-values.ts readableFile). */
+  tls: { ca?: string; cert?: string; key?: string };
   collect: () => Promise<ResourceMetrics>;
 }
 
@@ -43,10 +47,21 @@ const OWN_VARIABLES = [
   'OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_METRICS_HEADERS',
   'OTEL_EXPORTER_OTLP_TIMEOUT', 'OTEL_EXPORTER_OTLP_METRICS_TIMEOUT',
   'OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE',
+  'OTEL_EXPORTER_OTLP_COMPRESSION', 'OTEL_EXPORTER_OTLP_METRICS_COMPRESSION',
+  'OTEL_EXPORTER_OTLP_CERTIFICATE', 'OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE',
+  'OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE', 'OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE',
+  'OTEL_EXPORTER_OTLP_CLIENT_KEY', 'OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY',
 ];
 
 export function startOtlpPush(options: OtlpOptions): { flush(): Promise<void>; stop(): Promise<void> } {
-  const config = { url: options.endpoint, headers: options.headers, timeoutMillis: options.timeoutMs };
+  const { ca, cert, key } = options.tls;
+  const config = {
+    url: options.endpoint,
+    headers: options.headers,
+    timeoutMillis: options.timeoutMs,
+    compression: options.compression as never,
+    httpAgentOptions: { keepAlive: true, ca: pem(ca), cert: pem(cert), key: pem(key) },
+  };
   const exporter: Exporter = hidingVariables(OWN_VARIABLES, () =>
     options.protocol === 'http/json'
       ? new (require('@opentelemetry/exporter-metrics-otlp-http') as typeof import('@opentelemetry/exporter-metrics-otlp-http')).OTLPMetricExporter(config)
@@ -142,6 +157,17 @@ function fixFor(error: Error | undefined, timeoutMs: number): string {
   // The exporter's own message for a collector that took the connection but not the timeout's time to answer.
   if (error?.message === 'Request timed out') return `the collector did not answer within ${timeoutMs} ms: if it is overloaded, see its log, or raise OTEL_EXPORTER_OTLP_TIMEOUT`;
   return 'check OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT) and that a collector listens there';
+}
+
+// Checked readable when the configuration was read, a moment ago; a file gone since then is as if not given.
+function pem(path: string | undefined): Buffer | undefined {
+  if (path === undefined) return undefined;
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    warn(`OTLP TLS: ${path} could not be read (${describeError(err)}); the push goes on without it`);
+    return undefined;
+  }
 }
 
 /** Runs fn with the variables out of process.env, and puts them back before anything else can run. */
