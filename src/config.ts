@@ -82,7 +82,7 @@ export const VARIABLES: ReadonlyArray<{ name: string; default: string; meaning: 
   { name: 'OTEL_RESOURCE_ATTRIBUTES', default: '(empty)', meaning: '`key=value,...` added to the resource (`target_info`), percent-decoded; one bad entry and the whole variable is ignored, as the spec says' },
   { name: 'OTEL_EXPORTER_PROMETHEUS_HOST', default: '0.0.0.0', meaning: 'address the metrics endpoint listens on (the spec default is `localhost`; promotel listens on every interface so that Prometheus can reach it in a container)' },
   { name: 'OTEL_EXPORTER_PROMETHEUS_PORT', default: '9000', meaning: 'port of the metrics endpoint, 0 picks a free one (the spec default is 9464; 9000 is promotel\'s documented port)' },
-  { name: 'OTEL_METRICS_EXPORTER', default: 'prometheus', meaning: '`prometheus` (the pull endpoint), `otlp` (push), both as `prometheus,otlp`, or `none`' },
+  { name: 'OTEL_METRICS_EXPORTER', default: 'prometheus', meaning: '`prometheus` (the pull endpoint), `otlp` (push), both as `prometheus,otlp`, or `none` (the spec default is `otlp`; promotel is a Prometheus agent first, so setting only `OTEL_EXPORTER_OTLP_ENDPOINT` pushes nothing)' },
   { name: 'OTEL_METRICS_EXEMPLAR_FILTER', default: 'trace_based', meaning: 'exemplars on the HTTP server histogram: `trace_based` (under a sampled span), `always_on` (under any span; a request with no span has no trace id to show, so it still gets none) or `always_off`' },
   { name: 'OTEL_EXPORTER_OTLP_ENDPOINT', default: 'http://localhost:4318', meaning: 'with `otlp`: the collector, an `http://` or `https://` URL; `/v1/metrics` is appended (`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` is used as is)' },
   { name: 'OTEL_EXPORTER_OTLP_PROTOCOL', default: 'http/protobuf', meaning: 'with `otlp`: `http/protobuf` or `http/json` (`OTEL_EXPORTER_OTLP_METRICS_PROTOCOL` wins)' },
@@ -95,7 +95,7 @@ export const VARIABLES: ReadonlyArray<{ name: string; default: string; meaning: 
   { name: 'OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE', default: 'cumulative', meaning: 'with `otlp`: promotel pushes cumulative data only; for delta, use the Collector\'s `cumulativetodelta` processor' },
   { name: 'OTEL_METRIC_EXPORT_INTERVAL', default: '60000', meaning: 'with `otlp`: ms between pushes' },
   { name: 'OTEL_METRIC_EXPORT_TIMEOUT', default: '30000', meaning: 'with `otlp`: ms one push may take in all; a push is bounded by the shorter of this and `OTEL_EXPORTER_OTLP_TIMEOUT`' },
-  { name: 'OTEL_LOG_LEVEL', default: 'warn', meaning: '`none`, `error`, `warn`, `info`, `debug`, `verbose`, `all`' },
+  { name: 'OTEL_LOG_LEVEL', default: 'warn', meaning: '`none`, `error`, `warn`, `info`, `debug`, `verbose`, `all` (the spec default is `info`; `warn` keeps a healthy agent silent in the app\'s log)' },
   // Read by the HTTP hooks themselves (http-semconv.ts), listed here so that this list is complete.
   KNOWN_METHODS_VARIABLE,
   { name: 'PROMOTEL_HTTP_METRICS', default: 'true', meaning: 'HTTP server and client metrics' },
