@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseProcStat } from '../src/instrumentations/cpu';
-import { FIXTURES, freePort, get, pythonParse, samplesOf, startApp, type Sample } from './helpers';
+import { FIXTURES, freePort, get, pythonParse, samplesOf, startApp, type Family, type Sample } from './helpers';
 
 test('/proc/stat: each CPU by its own number, iowait and steal kept, irq and softirq as interrupt', () => {
   const text = [
@@ -44,17 +44,20 @@ test('the process share is of the CPUs it may run on; a second scrape a few ms l
     const pid = app.child.pid!;
     // One CPU allowed: os.availableParallelism() in the app reads the new mask on its next call.
     execFileSync('taskset', ['-a', '-p', '-c', '0', String(pid)], { stdio: 'ignore' });
-    await scrape(); // ends the window
-    const [cpu0, t0] = [cpuSeconds(pid), performance.now()];
+    const before = await scrape(); // ends the window
     await new Promise((r) => setTimeout(r, 1500));
-    const [cpu1, t1] = [cpuSeconds(pid), performance.now()];
     // As two Prometheus servers of an HA pair may scrape: the second right after the first.
     const [firstBody, secondBody] = [await body(), await body()];
     const [first, second] = [pythonParse(firstBody), pythonParse(secondBody)];
-    const used = (cpu1 - cpu0) / ((t1 - t0) / 1000);
-    const process = samplesOf(first, 'process_cpu_utilization_ratio');
-    const share = process.reduce((sum, s) => sum + s.value, 0);
-    assert.ok(Math.abs(share - used) < 0.1, `process_cpu_utilization_ratio user + system ${share}, /proc says ${used} of the one CPU allowed`);
+    // The window's CPU and wall time, from the same collections as the utilization: the process's CPU
+    // seconds, and the event loop's time (active + idle), which runs with the wall clock.
+    const total = (families: Family[], name: string) => samplesOf(families, name).reduce((sum, s) => sum + s.value, 0);
+    const cpu = total(first, 'process_cpu_time_seconds_total') - total(before, 'process_cpu_time_seconds_total');
+    const wall = total(first, 'nodejs_eventloop_time_seconds_total') - total(before, 'nodejs_eventloop_time_seconds_total');
+    const share = total(first, 'process_cpu_utilization_ratio');
+    assert.ok(wall > 1.4, `a window of ${wall} s`);
+    assert.ok(Math.abs(share - cpu / wall) < 0.05, `process_cpu_utilization_ratio user + system ${share}; ${cpu} CPU s in ${wall} s on the one CPU allowed`);
+    assert.ok(cpuSeconds(pid) > 0);
     for (const name of ['process_cpu_utilization_ratio', 'system_cpu_utilization_ratio', 'nodejs_eventloop_utilization_ratio']) {
       assert.deepEqual(ratios(samplesOf(second, name)), ratios(samplesOf(first, name)), `${name}: the second scraper's window is too short to measure, so it sees the last one`);
       for (const s of samplesOf(first, name)) assert.ok(s.value >= 0 && s.value <= 1, `${name} ${JSON.stringify(s.labels)} ${s.value}`);
