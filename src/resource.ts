@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync, realpathSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { basename, dirname, join, parse, sep } from 'node:path';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import type { Config } from './config';
 
 export const VERSION: string = (() => {
@@ -57,8 +57,10 @@ export function detectServiceName(script: string | undefined, env: NodeJS.Proces
   // Only a launcher's process takes pm_exec_path: a child the app starts inherits the variable, not the name.
   const launched = script === undefined || underNodeModules(dirname(resolveLinks(script)));
   const target = (launched && env.pm_exec_path?.trim()) || script;
-  if (!target) return 'unknown_service:node';
-  const real = resolveLinks(target);
+  // `node -` reads its script from stdin: like `node -e`, there is no file to name it by.
+  if (!target || target === '-') return 'unknown_service:node';
+  // argv[1] may be relative (an app that rewrites it, a relative pm_exec_path): from the working directory.
+  const real = resolveLinks(resolve(cwd, target));
   const fromPackage = (underNodeModules(dirname(real)) ? undefined : packageNameAbove(real)) ?? packageNameIn(cwd);
   if (fromPackage) return fromPackage;
   const name = basename(target).replace(/\.[cm]?[jt]s$/, '');
@@ -76,13 +78,11 @@ function resolveLinks(script: string): string {
 }
 
 function packageNameAbove(script: string): string | undefined {
-  let dir = dirname(script);
-  const root = parse(dir).root;
-  for (;;) {
+  // Up to the directory that is its own parent: the root of an absolute path, '.' of a relative one.
+  for (let dir = dirname(script), parent = dirname(dir); ; dir = parent, parent = dirname(dir)) {
     const name = packageNameIn(dir);
     if (name) return name;
-    if (dir === root) return undefined;
-    dir = dirname(dir);
+    if (parent === dir) return undefined;
   }
 }
 

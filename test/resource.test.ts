@@ -1,12 +1,13 @@
 // The resource becomes target_info: service.name from OTEL_SERVICE_NAME, else
 // the app's package.json name, else the script name.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { detectServiceName, resourceAttributes } from '../src/resource';
-import { eventually, freePort, get, startApp } from './helpers';
+import { REGISTER, eventually, freePort, get, startApp } from './helpers';
 
 test('service.name: OTEL_SERVICE_NAME, then OTEL_RESOURCE_ATTRIBUTES, then package.json, then the script', () => {
   const dir = mkdtempSync(join(tmpdir(), 'promotel-res-'));
@@ -74,6 +75,33 @@ test('`node node_modules/fakecli/bin/cli.js app.js` under the preload: target_in
   } finally {
     app.kill();
   }
+});
+
+test('a relative script path (`node -`, an app that rewrites argv[1]) names the service and never stalls the app', async () => {
+  // Outside any package: the search for a package.json goes all the way up.
+  const dir = mkdtempSync(join(tmpdir(), 'promotel-rel-'));
+  const ownName = (port: number) => [
+    'setTimeout(async () => {',
+    `  const body = await (await fetch('http://127.0.0.1:${port}/metrics')).text();`,
+    "  console.log(/service_name=\"([^\"]*)\"/.exec(body)[1]);",
+    '}, 300);',
+  ].join('\n');
+  const run = async (args: string[], input?: string) => {
+    const port = await freePort();
+    const script = ownName(port);
+    if (input === undefined) writeFileSync(join(dir, 'rewrites.js'), `process.argv[1] = 'mytool';\n${script}`);
+    const res = spawnSync(process.execPath, ['--require', REGISTER, ...args], {
+      cwd: dir, input: input === undefined ? undefined : script, encoding: 'utf8', timeout: 15_000,
+      env: { PATH: process.env.PATH, OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1', OTEL_EXPORTER_PROMETHEUS_PORT: String(port) },
+    });
+    return `${res.status} ${res.stdout.trim()} ${res.stderr.trim()}`;
+  };
+  assert.equal(await run(['-'], ''), '0 unknown_service:node ');
+  assert.equal(await run(['rewrites.js']), '0 mytool ');
+  // And in-process, the pure function: a relative path is taken from the working directory.
+  mkdirSync(join(dir, 'svc'));
+  writeFileSync(join(dir, 'svc', 'package.json'), JSON.stringify({ name: 'relative-svc' }));
+  assert.equal(detectServiceName(join('svc', 'main.js'), {}, dir), 'relative-svc');
 });
 
 test('an empty service.name or service.instance.id in OTEL_RESOURCE_ATTRIBUTES falls back to the detected name and a fresh id', () => {
