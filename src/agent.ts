@@ -251,6 +251,9 @@ export function guard(what: string, variable: string, fn: () => void): void {
   }
 }
 
+const APP_PROVIDER_AFTER =
+  "the application registered its own MeterProvider after promotel had registered one, so metrics made with @opentelemetry/api still go to promotel's endpoint and the application's own readers and exporters get none of them: to use the application's SDK instead, set OTEL_SDK_DISABLED=true (or drop the preload)";
+
 // The SDK's own diagnostics go through the same one-line logger, at the level OTEL_LOG_LEVEL sets.
 function routeDiagnostics(config: Config): void {
   const levels: Record<Config['logLevel'], DiagLogLevel> = {
@@ -278,7 +281,12 @@ function routeDiagnostics(config: Config): void {
   const error = once(log.error);
   diag.setLogger(
     {
-      error: (...a) => (duplicate(a) ? log.debug(`OpenTelemetry: ${line(a)}`) : error(...a)),
+      error: (...a) => {
+        if (!duplicate(a)) return error(...a);
+        log.debug(`OpenTelemetry: ${line(a)}`);
+        // The app's own SDK, set up in code after the preload: its provider is not the global one.
+        if (line(a).includes('API: metrics')) log.warnOnce('app-meter-provider', APP_PROVIDER_AFTER);
+      },
       warn: once(log.warn),
       info: once(log.info),
       debug: (...a) => log.debug(`OpenTelemetry: ${line(a)}`),

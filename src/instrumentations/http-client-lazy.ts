@@ -22,9 +22,13 @@ export function enableOnFirstRequest(enable: () => void): () => void {
   let done = false;
   const restore = (): void => {
     for (const [mod, name, fn] of originals) {
-      if ((mod[name] as unknown as { promotelStandIn?: true }).promotelStandIn) {
+      if (!(mod[name] as unknown as { promotelStandIn?: true }).promotelStandIn) continue;
+      try {
         (mod as unknown as Record<string, Fn>)[name] = fn;
         restored.push([mod, name, fn]);
+      } catch {
+        // The app froze the module since (Object.freeze, hardening): the stand-in stays and passes
+        // each call to the original. `enable` cannot patch a frozen module either, and says so.
       }
     }
   };
