@@ -92,6 +92,7 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
   const standIn: ApiMeterProvider = { getMeter: (name, version, options) => load().meterProvider.getMeter(name, version, options) };
   // Shutting down unregisters only a provider of ours, never another SDK's.
   const registered = metrics.setGlobalMeterProvider(standIn);
+  ownProviderRegistered = registered;
   if (!registered) {
     log.warn('a global MeterProvider was already registered before promotel, so metrics made with @opentelemetry/api go there, not to :' + config.port + ': load promotel first (--require/--import promotel/register) or drop the other SDK');
   }
@@ -173,6 +174,7 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
           scrape: (om, timeoutMs) => load().reader.scrape(om, timeoutMs),
           exclusive: role === 'orphan-worker',
           retryMs: PORT_RETRY_MS,
+          holderPid: parent,
           hint:
             role === 'orphan-worker'
               ? 'for each worker: this is a cluster worker whose primary runs without promotel (a pm2 daemon started without the preload?); preload promotel in the primary too (pm2 kill, then start pm2 with NODE_OPTIONS="--require promotel/register") and it serves every worker on one port'
@@ -225,7 +227,10 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
       await otlp?.stop();
       await endpoint?.close();
       await sdk?.meterProvider.shutdown().catch((err: unknown) => log.debug(`MeterProvider shutdown: ${log.describeError(err)}`));
-      if (registered) metrics.disable();
+      if (registered) {
+        metrics.disable();
+        ownProviderRegistered = false;
+      }
     },
   };
   current = agent;
@@ -251,6 +256,8 @@ export function guard(what: string, variable: string, fn: () => void): void {
   }
 }
 
+// Whether the global MeterProvider is promotel's: only then is a later duplicate registration the app's.
+let ownProviderRegistered = false;
 const APP_PROVIDER_AFTER =
   "the application registered its own MeterProvider after promotel had registered one, so metrics made with @opentelemetry/api still go to promotel's endpoint and the application's own readers and exporters get none of them: to use the application's SDK instead, set OTEL_SDK_DISABLED=true (or drop the preload)";
 
@@ -285,7 +292,7 @@ function routeDiagnostics(config: Config): void {
         if (!duplicate(a)) return error(...a);
         log.debug(`OpenTelemetry: ${line(a)}`);
         // The app's own SDK, set up in code after the preload: its provider is not the global one.
-        if (line(a).includes('API: metrics')) log.warnOnce('app-meter-provider', APP_PROVIDER_AFTER);
+        if (ownProviderRegistered && line(a).includes('API: metrics')) log.warnOnce('app-meter-provider', APP_PROVIDER_AFTER);
       },
       warn: once(log.warn),
       info: once(log.info),
