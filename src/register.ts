@@ -9,19 +9,11 @@
 // long as it lives and leave the app without its endpoint; and a
 // worker_threads thread is not a process of its own, its process is measured
 // by the main thread.
-import { basename } from 'node:path';
+import { isLauncher } from './launchers';
 import { isMainThread } from 'node:worker_threads';
 
 const LOADED = Symbol.for('promotel.register');
 const state = globalThis as { [LOADED]?: boolean };
-
-// Entry scripts of npm, npx, yarn 1 and berry, pnpm, corepack (and its shims), nodemon.
-// Run through their bin links (/usr/bin/npm, node_modules/.bin/nodemon) they have no extension.
-const LAUNCHER = /^(npm-cli|npx-cli|npm|npx|pnpm|pnpx|yarn|yarnpkg|yarn-[\d.]+|corepack|nodemon)(\.(c|m)?js)?$/;
-
-export function isLauncher(script: string | undefined): boolean {
-  return script !== undefined && LAUNCHER.test(basename(script));
-}
 
 if (!state[LOADED] && isMainThread && !isLauncher(process.argv[1])) {
   state[LOADED] = true;

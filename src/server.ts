@@ -38,6 +38,8 @@ export interface ServeOptions {
   exclusive?: boolean;
   /** Said after the port-taken warning, when the situation has a better fix than another port. */
   hint?: string;
+  /** The parent process whose promotel holds the port, when this process inherited the preload from it. */
+  holderPid?: number;
   /** When the port is taken, try again this often (silently after the first warning) until it is free. */
   retryMs?: number;
   /** What the warning says happens next, when it is not the host application going on without an endpoint. */
@@ -154,7 +156,14 @@ export function serveMetrics(options: ServeOptions): MetricsServer {
       server.closeAllConnections?.();
       settle(undefined);
       const variable = options.portVariable ?? 'OTEL_EXPORTER_PROMETHEUS_PORT';
-      warn(`the application listens on port ${options.port}, the metrics port: promotel closed its endpoint there so that the application gets the port (metrics are still recorded); set ${variable} to a free port to serve them`);
+      // Found in use when promotel tried it, or served by the parent this process inherited the
+      // preload from (same variables, same port): another process holds it, and closing ours frees nothing.
+      if (down || options.holderPid !== undefined) {
+        const holder = options.holderPid !== undefined ? `its parent process (pid ${options.holderPid}), whose promotel serves metrics there` : 'another process';
+        warn(`the application listens on port ${options.port}, the metrics port, which is held by ${holder}: the application's listen() fails with EADDRINUSE unless that process lets the port go; give the application another port, or set ${variable} to another port for that process`);
+      } else {
+        warn(`the application listens on port ${options.port}, the metrics port: promotel closed its endpoint there so that the application gets the port (metrics are still recorded); set ${variable} to a free port to serve them`);
+      }
     } catch (err) {
       warnOnce('server:give-way', `promotel could not check the application's listen() against its metrics port: ${describeError(err)}`);
     }
