@@ -20,6 +20,7 @@ import { warnSkipped } from '../log';
 import { exemplar } from './exemplar-filter';
 import { isOwnServer } from '../server';
 import { expressRoute } from './express-route';
+import { fastifyRoute, watchFastifyRoutes } from './fastify-route';
 import { watchHttp2Servers } from './http2-server';
 import { configureKnownMethods } from './http-semconv';
 import { clockSeconds, HttpServerStore, recordDuration, type ActiveCell } from './http-server-store';
@@ -70,7 +71,7 @@ export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void
     const seconds = clockSeconds() - response[STARTED]!;
     const status = sent ?? (response.headersSent ? response.statusCode : 0);
     const req = response.req;
-    const route = expressRoute(req);
+    const route = expressRoute(req) ?? fastifyRoute(req);
     const errorType = aborted ? 'aborted' : status >= 500 ? String(status) : '';
     // HTTP/1.1 told by the parser's numbers: httpVersion is a string built anew for every request.
     const plain = route === undefined && errorType === '' && req?.httpVersionMajor === 1 && req.httpVersionMinor === 1;
@@ -157,7 +158,9 @@ export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void
 
   subscribe(START, onStart);
   const stopHttp2 = watchHttp2Servers(store);
+  const stopFastify = watchFastifyRoutes();
   return () => {
+    stopFastify();
     stopHttp2();
     unsubscribe(START, onStart);
     // Only if nothing wrapped it since; otherwise ours stays, ending only responses that had started.
