@@ -349,7 +349,7 @@ test('the last push at exit to a collector too slow to answer: the line says it 
   try {
     assert.deepEqual(await job.exited, { code: 0, signal: null });
     assert.deepEqual(agentLines(job.stderr()), [
-      `promotel warn: OTLP export to ${otel.url}/v1/metrics failed: Request timed out; this was the last push, as the process ends, the application is unaffected: the collector did not answer within 500 ms: if it is overloaded, see its log, or raise OTEL_EXPORTER_OTLP_TIMEOUT`,
+      `promotel warn: OTLP export to ${otel.url}/v1/metrics failed: Request timed out; this was the last push, as the process ends, the application is unaffected: the collector did not answer within 500 ms: if it is overloaded, see its log, or raise OTEL_EXPORTER_OTLP_TIMEOUT (OTEL_METRIC_EXPORT_TIMEOUT bounds it too)`,
     ]);
   } finally {
     job.kill();

@@ -155,7 +155,7 @@ function fixFor(error: Error | undefined, timeoutMs: number): string {
   if (typeof status === 'number') return 'the collector refused the data: see its log for why';
   if (error?.message === RETRYABLE) return 'the collector is overloaded or starting; if it lasts, see its log';
   // The exporter's own message for a collector that took the connection but not the timeout's time to answer.
-  if (error?.message === 'Request timed out') return `the collector did not answer within ${timeoutMs} ms: if it is overloaded, see its log, or raise OTEL_EXPORTER_OTLP_TIMEOUT`;
+  if (error?.message === 'Request timed out') return `the collector did not answer within ${timeoutMs} ms: if it is overloaded, see its log, or raise OTEL_EXPORTER_OTLP_TIMEOUT (OTEL_METRIC_EXPORT_TIMEOUT bounds it too)`;
   return 'check OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT) and that a collector listens there';
 }
 
