@@ -60,18 +60,16 @@ function fromOs(): CpuTimes {
   return new Map(os.cpus().map((c, i) => [i, [c.times.user, c.times.nice, c.times.sys, c.times.idle, 0, c.times.irq, 0].map((ms) => ms / 1000)]));
 }
 
-async function readCpuTimes(): Promise<CpuTimes> {
-  try {
-    return parseProcStat(await readFile('/proc/stat', 'utf8'));
-  } catch {
-    return fromOs();
-  }
-}
-
+// /proc/stat, or os.cpus() where there is none (or it names no CPU: a container that masks it).
+const cpuTimesOf = (text: string | undefined): CpuTimes => {
+  const cpus = text === undefined ? undefined : parseProcStat(text);
+  return cpus?.size ? cpus : fromOs();
+};
+const readCpuTimes = async (): Promise<CpuTimes> => cpuTimesOf(await readFile('/proc/stat', 'utf8').catch(() => undefined));
 // Once, at start: the first window's beginning, so that the first scrape has utilizations too.
 function readCpuTimesNow(): CpuTimes {
   try {
-    return parseProcStat(readFileSync('/proc/stat', 'utf8'));
+    return cpuTimesOf(readFileSync('/proc/stat', 'utf8'));
   } catch {
     return fromOs();
   }
