@@ -49,3 +49,34 @@ export const exportStart = async (): Promise<void> => {
  * and does not end.
  */
 export const MIN_WINDOW_MS = 100;
+
+export interface UtilizationWindow<S> {
+  /** Where the current window starts. */
+  readonly start: S;
+  /**
+   * The start of the window that ends at `now` (a snapshot taken in this collection), if it lasted
+   * MIN_WINDOW_MS: the next export then starts a new window at `now`. Undefined for a shorter one,
+   * which the next export leaves running.
+   */
+  whole(now: S): S | undefined;
+  stop(): void;
+}
+
+/** A window from `first` (a snapshot of the counters a utilization is made of); `lengthMs` says how long one is. */
+export function utilizationWindow<S>(first: S, lengthMs: (from: S, to: S) => number): UtilizationWindow<S> {
+  let start = first;
+  let ending: S | undefined;
+  const stop = onWindowEnd(() => {
+    if (ending !== undefined) start = ending;
+  });
+  return {
+    get start() {
+      return start;
+    },
+    whole(now) {
+      ending = lengthMs(start, now) >= MIN_WINDOW_MS ? now : undefined;
+      return ending === undefined ? undefined : start;
+    },
+    stop,
+  };
+}

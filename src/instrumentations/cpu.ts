@@ -26,7 +26,7 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import type { Attributes, BatchObservableCallback, BatchObservableResult, Meter, Observable } from '@opentelemetry/api';
-import { MIN_WINDOW_MS, onWindowEnd } from '../collection';
+import { utilizationWindow, type UtilizationWindow } from '../collection';
 
 /** The states of system.cpu.state, in the order of CpuTimes' values. */
 export const CPU_STATES = ['user', 'nice', 'system', 'idle', 'iowait', 'interrupt', 'steal'] as const;
@@ -86,17 +86,16 @@ export function enableSystemCpuMetrics(meter: Meter): () => void {
     if (a === undefined) attributes.set(key, (a = Object.freeze({ 'system.cpu.state': CPU_STATES[state]!, 'system.cpu.logical_number': cpu })));
     return a;
   };
-  let start: { at: number; cpus: CpuTimes } = { at: performance.now(), cpus: readCpuTimesNow() };
-  let observed: { at: number; cpus: CpuTimes; complete: boolean } | undefined;
+  const window = utilizationWindow({ at: performance.now(), cpus: readCpuTimesNow() }, elapsedMs);
   const last = new Map<number, number[]>();
 
   const observe = async (result: BatchObservableResult): Promise<void> => {
     const now = { at: performance.now(), cpus: await readCpuTimes() };
-    const complete = now.at - start.at >= MIN_WINDOW_MS;
+    const from = window.whole(now);
     for (const [cpu, times] of now.cpus) {
       for (let s = 0; s < times.length; s++) result.observe(time, times[s]!, attrs(cpu, s));
-      const before = start.cpus.get(cpu);
-      if (complete && before !== undefined) {
+      const before = from?.cpus.get(cpu);
+      if (before !== undefined) {
         // In whole microseconds: the seconds are sums of ticks, and their float differences would show as 0.0157480314957.
         const deltas = times.map((t, s) => Math.round((t - before[s]!) * 1e6));
         const total = deltas.reduce((a, b) => a + b, 0);
@@ -106,11 +105,8 @@ export function enableSystemCpuMetrics(meter: Meter): () => void {
       const shares = last.get(cpu);
       if (shares) for (let s = 0; s < shares.length; s++) result.observe(utilization, shares[s]!, attrs(cpu, s));
     }
-    observed = { ...now, complete };
   };
-  return observeInWindows(meter, [time, utilization], observe, () => {
-    if (observed?.complete) start = observed;
-  });
+  return observeInWindow(meter, [time, utilization], observe, window);
 }
 
 /** This process's CPU, user and system. */
@@ -121,39 +117,35 @@ export function enableProcessCpuMetrics(meter: Meter): () => void {
   const SYSTEM = Object.freeze({ 'process.cpu.state': 'system' });
   const read = () => ({ at: performance.now(), usage: process.cpuUsage() });
   // The process's CPU counts from its start, which is the window's start until the first export.
-  let start: { at: number; usage: NodeJS.CpuUsage } = { at: 0, usage: { user: 0, system: 0 } };
-  let observed: (ReturnType<typeof read> & { complete: boolean }) | undefined;
+  const window = utilizationWindow({ at: 0, usage: { user: 0, system: 0 } }, elapsedMs);
   let last: [number, number] | undefined;
 
   const observe = (result: BatchObservableResult): void => {
     const now = read();
     result.observe(time, now.usage.user / 1e6, USER);
     result.observe(time, now.usage.system / 1e6, SYSTEM);
-    const elapsedMs = now.at - start.at;
-    const complete = elapsedMs >= MIN_WINDOW_MS;
-    if (complete) {
+    const from = window.whole(now);
+    if (from !== undefined) {
       // Microseconds of CPU over milliseconds of wall time on each CPU the process may run on.
-      const capacity = elapsedMs * 1000 * Math.max(1, os.availableParallelism());
+      const capacity = elapsedMs(from, now) * 1000 * Math.max(1, os.availableParallelism());
       const share = (us: number): number => Math.min(1, Math.max(0, us / capacity));
-      last = [share(now.usage.user - start.usage.user), share(now.usage.system - start.usage.system)];
+      last = [share(now.usage.user - from.usage.user), share(now.usage.system - from.usage.system)];
     }
     if (last) {
       result.observe(utilization, last[0], USER);
       result.observe(utilization, last[1], SYSTEM);
     }
-    observed = { ...now, complete };
   };
-  return observeInWindows(meter, [time, utilization], observe, () => {
-    if (observed?.complete) start = observed;
-  });
+  return observeInWindow(meter, [time, utilization], observe, window);
 }
 
-/** Registers `observe` for the instruments; `endWindow` runs at each export (src/collection.ts). */
-function observeInWindows(meter: Meter, instruments: Observable[], observe: BatchObservableCallback, endWindow: () => void): () => void {
+const elapsedMs = (from: { at: number }, to: { at: number }): number => to.at - from.at;
+
+/** Registers `observe` for the instruments, and ends `window` with it. */
+function observeInWindow(meter: Meter, instruments: Observable[], observe: BatchObservableCallback, window: UtilizationWindow<unknown>): () => void {
   meter.addBatchObservableCallback(observe, instruments);
-  const stopWindows = onWindowEnd(endWindow);
   return () => {
-    stopWindows();
+    window.stop();
     meter.removeBatchObservableCallback(observe, instruments);
   };
 }

@@ -13,7 +13,7 @@
 // second hid from the primary's scrape any block older than a second.
 import { monitorEventLoopDelay, performance, type EventLoopUtilization } from 'node:perf_hooks';
 import type { BatchObservableResult, Meter, ObservableGauge } from '@opentelemetry/api';
-import { MIN_WINDOW_MS, onWindowEnd } from '../collection';
+import { onWindowEnd, utilizationWindow } from '../collection';
 
 const NS_PER_S = 1e9;
 
@@ -21,7 +21,6 @@ const NS_PER_S = 1e9;
 export function enableEventLoopMetrics(meter: Meter, resolutionMs: number): () => void {
   const histogram = monitorEventLoopDelay({ resolution: resolutionMs });
   histogram.enable();
-  let windowStart: EventLoopUtilization = performance.eventLoopUtilization();
 
   const gauge = (stat: string, description: string): ObservableGauge => meter.createObservableGauge(`nodejs.eventloop.delay.${stat}`, { description, unit: 's' });
   const delay = {
@@ -48,15 +47,14 @@ export function enableEventLoopMetrics(meter: Meter, resolutionMs: number): () =
   meter.addBatchObservableCallback(observeDelay, gauges);
 
   const utilization = meter.createObservableGauge('nodejs.eventloop.utilization', { description: 'Share of the window the event loop was busy.', unit: '1' });
-  // As for the CPU (cpu.ts): a window shorter than MIN_WINDOW_MS holds little but the scrape, which
-  // keeps the loop busy; it repeats the last value and does not end.
+  // As for the CPU (cpu.ts): a window too short to measure holds little but the scrape, which keeps
+  // the loop busy; it repeats the last value (or, before any, says what it has) and does not end.
+  const window = utilizationWindow(performance.eventLoopUtilization(), loopMs);
   let lastUtilization: number | undefined;
-  let observedAt: EventLoopUtilization | undefined;
   const observeUtilization = (result: { observe(value: number): void }): void => {
     const now = performance.eventLoopUtilization();
-    const window = performance.eventLoopUtilization(now, windowStart);
-    observedAt = window.idle + window.active >= MIN_WINDOW_MS ? now : undefined;
-    if (observedAt !== undefined || lastUtilization === undefined) lastUtilization = window.utilization;
+    const from = window.whole(now);
+    if (from !== undefined || lastUtilization === undefined) lastUtilization = performance.eventLoopUtilization(now, from ?? window.start).utilization;
     result.observe(lastUtilization);
   };
   utilization.addCallback(observeUtilization);
@@ -69,15 +67,19 @@ export function enableEventLoopMetrics(meter: Meter, resolutionMs: number): () =
   };
   time.addCallback(observeTime);
 
-  const stopWindows = onWindowEnd(() => {
-    histogram.reset();
-    if (observedAt !== undefined) windowStart = observedAt;
-  });
+  const stopWindows = onWindowEnd(() => histogram.reset());
   return () => {
     stopWindows();
+    window.stop();
     histogram.disable();
     meter.removeBatchObservableCallback(observeDelay, gauges);
     utilization.removeCallback(observeUtilization);
     time.removeCallback(observeTime);
   };
+}
+
+/** The time between two readings of the loop's utilization, in ms. */
+function loopMs(from: EventLoopUtilization, to: EventLoopUtilization): number {
+  const d = performance.eventLoopUtilization(to, from);
+  return d.idle + d.active;
 }
