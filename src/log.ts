@@ -29,14 +29,21 @@ function write(level: Exclude<LogLevel, 'none' | 'all'>, message: string): void 
     stderr.write(line, (err) => {
       // A write that fails later (a pipe whose reader is gone, a full disk) is also emitted as 'error',
       // which would kill an app that has no listener: the guard Node's console puts on its own writes.
-      if (err && stderr.listenerCount('error') === 0) stderr.once('error', ignore);
+      if (err && stderr.listenerCount('error') === 0) stderr.once('error', forgive);
     });
   } catch {
     // stderr closed: nowhere left to report, and the app must go on.
   }
 }
 
-function ignore(): void {}
+// Node forgives only the first failed write of stderr (console.error's guard reads `errorEmitted`), and
+// a second one kills the app. The agent's line must not use that up: the stream's error state is set back,
+// so that an app whose stderr reader is gone fares as it would without the agent.
+function forgive(this: NodeJS.WriteStream): void {
+  const stream = this as { _writableState?: { errorEmitted?: boolean }; _readableState?: { errorEmitted?: boolean } };
+  if (stream._writableState) stream._writableState.errorEmitted = false;
+  if (stream._readableState) stream._readableState.errorEmitted = false;
+}
 
 export const error = (message: string): void => write('error', message);
 export const warn = (message: string): void => write('warn', message);

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync, realpathSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { basename, dirname, join, resolve, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import type { Config } from './config';
 
 export const VERSION: string = (() => {
@@ -53,18 +53,27 @@ export function resourceAttributes(config: Pick<Config, 'serviceName' | 'resourc
  * app.js`) whose package, and whatever project installed it, says nothing of
  * the app; the directory the app was started in does.
  */
-export function detectServiceName(script: string | undefined, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): string {
+export function detectServiceName(script: string | undefined, env: NodeJS.ProcessEnv = process.env, cwd = workingDirectory()): string {
   // Only a launcher's process takes pm_exec_path: a child the app starts inherits the variable, not the name.
   const launched = script === undefined || underNodeModules(dirname(resolveLinks(script)));
   const target = (launched && env.pm_exec_path?.trim()) || script;
   // `node -` reads its script from stdin: like `node -e`, there is no file to name it by.
   if (!target || target === '-') return 'unknown_service:node';
   // argv[1] may be relative (an app that rewrites it, a relative pm_exec_path): from the working directory.
-  const real = resolveLinks(resolve(cwd, target));
-  const fromPackage = (underNodeModules(dirname(real)) ? undefined : packageNameAbove(real)) ?? packageNameIn(cwd);
+  const real = resolveLinks(isAbsolute(target) || cwd === undefined ? target : resolve(cwd, target));
+  const fromPackage = (underNodeModules(dirname(real)) ? undefined : packageNameAbove(real)) ?? (cwd === undefined ? undefined : packageNameIn(cwd));
   if (fromPackage) return fromPackage;
   const name = basename(target).replace(/\.[cm]?[jt]s$/, '');
   return name || 'unknown_service:node';
+}
+
+// An app started in a directory that was deleted since runs fine, and process.cwd() throws (uv_cwd ENOENT).
+function workingDirectory(): string | undefined {
+  try {
+    return process.cwd();
+  } catch {
+    return undefined;
+  }
 }
 
 const underNodeModules = (dir: string): boolean => dir.split(sep).includes('node_modules');

@@ -2,6 +2,7 @@
 // socket and every accepted connection are unref'd) and never take it down
 // (every failure becomes a warning and an HTTP error for the scraper only).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { EventEmitter } from 'node:events';
 import { isIP, type AddressInfo } from 'node:net';
 import { gzip } from 'node:zlib';
 import { publishesListen, watchListen, type ListenMessage } from './app-listen';
@@ -68,6 +69,10 @@ export function serveMetrics(options: ServeOptions): MetricsServer {
     }
   });
   (server as { [OWN_SERVER]?: true })[OWN_SERVER] = true;
+  // Tracing agents (instrumentation-http, set up by an app's own SDK; others alike) wrap
+  // http.Server.prototype.emit and would make every scrape a SERVER span of the app's traces. node:http
+  // emits 'request' through the instance's emit, so an own one is the plain EventEmitter's, whoever wraps later.
+  server.emit = EventEmitter.prototype.emit;
   server.keepAliveTimeout = 65_000; // longer than a typical scrape interval, so scrapers reuse connections
   server.on('connection', (socket) => socket.unref());
   server.on('clientError', (_err, socket) => socket.destroy());

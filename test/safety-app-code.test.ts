@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { FIXTURES, startApp } from './helpers';
+import { FIXTURES, freePort, startApp } from './helpers';
 
 const agentLines = (stderr: string): string[] => stderr.split('\n').filter((l) => l.startsWith('promotel '));
 
@@ -32,4 +32,15 @@ test('an app that registers its own MeterProvider after the preload is told, onc
   assert.deepEqual(agent.lines, [
     'promotel warn: the application registered its own MeterProvider after promotel had registered one, so metrics made with @opentelemetry/api still go to promotel\'s endpoint and the application\'s own readers and exporters get none of them: to use the application\'s SDK instead, set OTEL_SDK_DISABLED=true (or drop the preload)',
   ]);
+});
+
+test("an app that traces its own HTTP with instrumentation-http gets no span for the agent's scrapes, and its own requests traced as before", async () => {
+  const port = await freePort();
+  const app = startApp(join(FIXTURES, 'app-traces-http.js'), { env: { OTEL_EXPORTER_PROMETHEUS_PORT: String(port), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1', METRICS_PORT: String(port) } });
+  const exit = await Promise.race([app.exited, new Promise<{ code: null }>((r) => setTimeout(() => r({ code: null }), 20_000))]);
+  app.kill();
+  assert.equal(exit.code, 0, app.stderr());
+  // The app's client span for the scrape is its own request, and stays; the server side is the agent's.
+  assert.equal(app.stdout(), ['metrics 200', 'client GET /hello', 'client GET /metrics', 'server GET /hello', ''].join('\n'));
+  assert.deepEqual(agentLines(app.stderr()), []);
 });

@@ -388,3 +388,50 @@ test('an app with its own MeterProvider: one warning line, and promotel.shutdown
     `promotel warn: a global MeterProvider was already registered before promotel, so metrics made with @opentelemetry/api go there, not to :${port}: load promotel first (--require/--import promotel/register) or drop the other SDK`,
   ]);
 });
+
+test('stderr whose reader is gone: the agent\'s warning does not use up the one failed write Node forgives the app', async () => {
+  // Node lets a stdio stream's first write error pass and lets the second kill the process (EPIPE).
+  async function run(preload: string[], lines: number): Promise<{ code: number | null; stdout: string }> {
+    const child = spawn(process.execPath, [...preload, join(FIXTURES, 'stderr-lines.js')], {
+      // An invalid port: the agent warns at once, on the broken stderr.
+      env: { PATH: process.env.PATH, LINES: String(lines), OTEL_EXPORTER_PROMETHEUS_PORT: 'abc' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stderr.destroy();
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    const code = await new Promise<number | null>((r) => child.on('exit', r));
+    return { code, stdout };
+  }
+  for (const lines of [1, 2]) {
+    const [bare, agent] = await Promise.all([run([], lines), run(['--require', REGISTER], lines)]);
+    assert.deepEqual(bare, lines === 1 ? { code: 0, stdout: 'alive\n' } : { code: 1, stdout: '' }, `bare, ${lines} lines`);
+    assert.deepEqual(agent, bare, `with the agent, ${lines} lines`);
+  }
+});
+
+test('an app started in a directory deleted since is measured as any other, without a warning', async () => {
+  const gone = mkdtempSync(join(tmpdir(), 'promotel-gone-'));
+  const [appPort, metricsPort] = [await freePort(), await freePort()];
+  // The shell enters the directory and deletes it, then becomes node: process.cwd() throws from the start.
+  const child = spawn('sh', ['-c', `cd "${gone}" && rmdir "${gone}" && exec "${process.execPath}" --require "${REGISTER}" "${SERVER}"`], {
+    env: { PATH: process.env.PATH, PORT: String(appPort), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1', OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  try {
+    assert.equal((await eventually(() => get(`http://127.0.0.1:${appPort}/`))).body, 'app ok\n');
+    const body = (await eventually(async () => {
+      const res = await get(`http://127.0.0.1:${metricsPort}/metrics`);
+      return res.body.includes('http_server_request_duration_seconds_count') && res;
+    })).body;
+    assert.match(body, /^http_server_request_duration_seconds_count\{.*http_response_status_code="200".*\} 1$/m);
+    // Named from the script's package, found from its absolute path.
+    assert.match(body, /^target_info\{.*service_name="promotel".*\} 1$/m);
+    assert.equal(agentLines(stderr).join('\n'), '');
+  } finally {
+    child.kill('SIGKILL');
+    if (existsSync(gone)) rmSync(gone, { recursive: true });
+  }
+});
