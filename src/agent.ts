@@ -160,7 +160,7 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
       guard('cluster aggregation', 'OTEL_METRICS_EXPORTER', () => {
         // Any worker this process forks with node:cluster will find the mark and report here.
         process.env[PRIMARY_MARK] = String(process.pid);
-        const aggregator = createAggregator();
+        const aggregator = createAggregator(config.cardinalityLimit);
         merge = aggregator.merge;
         if (sdk) sdk.reader.merge = merge;
         stops.push(aggregator.stop);

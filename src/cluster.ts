@@ -64,14 +64,24 @@ export function clusterRole(env: NodeJS.ProcessEnv = process.env): Role {
 
 /** In a worker: sends the collected data to the primary on a timer that never holds the process open. */
 export function pushToPrimary(collect: () => Promise<ResourceMetrics>, intervalMs: number): () => void {
-  const send = (reply?: number): Promise<void> =>
-    collect()
+  // Sends in flight: the last one before the channel closes must not be overtaken by an older collection.
+  const pending = new Set<Promise<void>>();
+  const send = (reply?: number, done?: () => void): Promise<void> => {
+    const sent = collect()
       .then((data) => {
-        process.send?.({ cmd: MESSAGE, scopeMetrics: toWire(data.scopeMetrics), reply }, undefined, {}, () => {});
+        if (!process.connected) return done?.();
+        process.send?.({ cmd: MESSAGE, scopeMetrics: toWire(data.scopeMetrics), reply }, undefined, {}, () => done?.());
         // What the primary asked for is what its scrape shows: interval gauges start anew.
         if (reply !== undefined) endWindow();
       })
-      .catch((err: unknown) => warnOnce(`cluster-push:${describeError(err)}`, `a cluster worker could not send its metrics to the primary: ${describeError(err)}; its data is missing from the scrape until it can`));
+      .catch((err: unknown) => {
+        done?.();
+        warnOnce(`cluster-push:${describeError(err)}`, `a cluster worker could not send its metrics to the primary: ${describeError(err)}; its data is missing from the scrape until it can`);
+      })
+      .finally(() => pending.delete(sent));
+    pending.add(sent);
+    return sent;
+  };
   // 'internalMessage' does not hold the IPC channel open, unlike 'message'.
   // One answer at a time: while a collection hangs (an app callback that never
   // settles), more requests would only pile up calls to that callback.
@@ -90,10 +100,55 @@ export function pushToPrimary(collect: () => Promise<ResourceMetrics>, intervalM
     void send().finally(() => (busy = false));
   }, intervalMs);
   timer.unref();
+  const stopLeaving = sendBeforeLeaving(pending, send);
   return () => {
+    stopLeaving();
     clearInterval(timer);
     process.off('internalMessage' as 'message', onMessage);
   };
+}
+
+/**
+ * A worker that leaves the cluster (`worker.disconnect()` from either side, `cluster.disconnect()`, a
+ * rolling restart) sends what it counted since its last push before the channel closes: node:cluster
+ * calls process.disconnect() once the worker's servers have closed, after their last requests, so
+ * that call waits for one more push (1 s at most). Otherwise the counts of a worker's last second, and
+ * all of a worker that lived less than a push interval, were lost. Only node:cluster's calls wait:
+ * Node also calls process.disconnect() when the channel reaches its end (the primary is gone), and
+ * goes on as if it had disconnected; so does an app's own call.
+ */
+function sendBeforeLeaving(pending: Set<Promise<void>>, send: (reply?: number, done?: () => void) => Promise<void>): () => void {
+  const proc = process as NodeJS.Process & { disconnect?: () => void };
+  const disconnect = proc.disconnect;
+  if (typeof disconnect !== 'function') return () => {};
+  let leaving = false;
+  const wrapper = function (this: NodeJS.Process): void {
+    if (leaving || !process.connected || !fromCluster()) return disconnect.call(this);
+    leaving = true;
+    let gone = false;
+    const leave = (): void => {
+      if (gone) return;
+      gone = true;
+      clearTimeout(cap);
+      if (process.connected) disconnect.call(process);
+    };
+    const cap = setTimeout(leave, REQUEST_TIMEOUT_MS);
+    void Promise.all(pending).then(() => send(undefined, leave));
+  };
+  proc.disconnect = wrapper;
+  return () => {
+    if (proc.disconnect === wrapper) proc.disconnect = disconnect;
+  };
+}
+
+// The caller, by its frame in node:internal/cluster/child (Node 16 to 26). Where the stack says nothing
+// (Error.stackTraceLimit = 0), the call goes through at once, as without the agent.
+function fromCluster(): boolean {
+  try {
+    return /[/:]internal\/cluster\/child[.:]/.test(new Error().stack ?? '');
+  } catch {
+    return false;
+  }
 }
 
 interface Entry {
@@ -101,12 +156,20 @@ interface Entry {
   points: Map<string, DataPoint<number | Histogram>>;
 }
 
-/** In the primary: keeps each live worker's latest data and the totals of the dead, and merges them into a scrape. */
-export function createAggregator(): { merge(own: ResourceMetrics): ResourceMetrics; stop(): void } {
+/**
+ * In the primary: keeps each live worker's latest data and the totals of the dead, and merges them into
+ * a scrape. Each process keeps its own metrics within `cardinalityLimit`; their union is held to it
+ * too (summed metrics; a gauge's series are per live process), or every generation of workers a
+ * crash loop or a recycling policy starts would add its label sets for good.
+ */
+export function createAggregator(cardinalityLimit: number): { merge(own: ResourceMetrics): ResourceMetrics; stop(): void } {
   const live = new Map<number, ScopeMetrics[]>();
   const retired = new Map<string, Map<string, Entry>>();
   const interned = new Map<string, Attributes>();
   const c = cluster();
+  // Since the first fork the primary's gauges carry worker="primary", even while no worker has reported
+  // (or after the last one left): a series that changed its labels then would end and start anew.
+  let forked = false;
 
   // Answers awaited by the request in flight: worker id -> resolve.
   const awaited = new Map<number, () => void>();
@@ -121,6 +184,7 @@ export function createAggregator(): { merge(own: ResourceMetrics): ResourceMetri
   let requestId = 0;
   const listening = new Map<Worker, (message: unknown) => void>();
   const listen = (worker: Worker): void => {
+    forked = true;
     const onMessage = (message: unknown): void => {
       const m = message as { cmd?: unknown; scopeMetrics?: unknown; reply?: unknown } | null;
       if (m?.cmd !== MESSAGE || !Array.isArray(m.scopeMetrics)) return;
@@ -137,7 +201,7 @@ export function createAggregator(): { merge(own: ResourceMetrics): ResourceMetri
     const last = live.get(worker.id);
     live.delete(worker.id);
     listening.delete(worker);
-    if (last) addAll(retired, last, undefined, interned, true);
+    if (last) addAll(retired, last, undefined, interned, true, cardinalityLimit);
   };
   for (const worker of Object.values(c.workers ?? {})) if (worker) listen(worker);
   c.on('fork', listen);
@@ -172,15 +236,16 @@ export function createAggregator(): { merge(own: ResourceMetrics): ResourceMetri
 
   return {
     merge(own) {
-      if (live.size === 0 && retired.size === 0) return own;
+      if (!forked) return own;
       const scopes = new Map<string, Map<string, Entry>>();
-      addAll(scopes, own.scopeMetrics, 'primary', interned, false);
-      for (const [id, scopeMetrics] of live) addAll(scopes, scopeMetrics, String(id), interned, false);
+      // The dead workers' totals first: the label sets that fit under the limit stay the same ones from scrape to scrape.
       for (const [scopeKey, metrics] of retired) {
         for (const entry of metrics.values()) {
-          addMetric(scopes, scopeKey, { ...entry.metric, dataPoints: [...entry.points.values()] } as MetricData, undefined, interned);
+          addMetric(scopes, scopeKey, { ...entry.metric, dataPoints: [...entry.points.values()] } as MetricData, undefined, interned, cardinalityLimit);
         }
       }
+      addAll(scopes, own.scopeMetrics, 'primary', interned, false, cardinalityLimit);
+      for (const [id, scopeMetrics] of live) addAll(scopes, scopeMetrics, String(id), interned, false, cardinalityLimit);
       if (interned.size > 100_000) interned.clear();
       return { resource: own.resource, scopeMetrics: toScopeMetrics(scopes) };
     },
@@ -199,18 +264,18 @@ function scopeKeyOf(s: ScopeMetrics['scope']): string {
   return `${s.name}\u0000${s.version ?? ''}\u0000${s.schemaUrl ?? ''}`;
 }
 
-function addAll(into: Map<string, Map<string, Entry>>, scopeMetrics: ScopeMetrics[], worker: string | undefined, interned: Map<string, Attributes>, onlyCumulative: boolean): void {
+function addAll(into: Map<string, Map<string, Entry>>, scopeMetrics: ScopeMetrics[], worker: string | undefined, interned: Map<string, Attributes>, onlyCumulative: boolean, limit: number): void {
   for (const sm of scopeMetrics) {
     const key = scopeKeyOf(sm.scope);
     for (const metric of sm.metrics) {
       // A dead worker's gauges and up-down counters describe a process that is gone: only monotonic data is kept.
       if (onlyCumulative && !(metric.dataPointType === HISTOGRAM || (metric.dataPointType === SUM && (metric as { isMonotonic?: boolean }).isMonotonic))) continue;
-      addMetric(into, key, metric, worker, interned);
+      addMetric(into, key, metric, worker, interned, limit);
     }
   }
 }
 
-function addMetric(into: Map<string, Map<string, Entry>>, scopeKey: string, metric: MetricData, worker: string | undefined, interned: Map<string, Attributes>): void {
+function addMetric(into: Map<string, Map<string, Entry>>, scopeKey: string, metric: MetricData, worker: string | undefined, interned: Map<string, Attributes>, limit: number): void {
   let metrics = into.get(scopeKey);
   if (!metrics) into.set(scopeKey, (metrics = new Map()));
   let entry = metrics.get(metric.descriptor.name);
@@ -222,7 +287,12 @@ function addMetric(into: Map<string, Map<string, Entry>>, scopeKey: string, metr
     if (value === undefined) continue;
     let attrs = point.attributes;
     if (perProcess && worker !== undefined) attrs = { ...attrs, worker };
-    const key = attributesKey(attrs);
+    let key = attributesKey(attrs);
+    // As in each process (exposition/cumulative-limit.ts): limit - 1 label sets, the rest summed into the overflow series.
+    if (!perProcess && key !== OVERFLOW_KEY && !entry.points.has(key) && entry.points.size - (entry.points.has(OVERFLOW_KEY) ? 1 : 0) >= limit - 1) {
+      attrs = OVERFLOW;
+      key = OVERFLOW_KEY;
+    }
     const existing = entry.points.get(key);
     if (existing === undefined || perProcess) {
       let shared = interned.get(key);
@@ -236,9 +306,13 @@ function addMetric(into: Map<string, Map<string, Entry>>, scopeKey: string, metr
   }
 }
 
+const OVERFLOW: Attributes = { 'otel.metric.overflow': true };
+
 function attributesKey(attrs: Attributes): string {
   return JSON.stringify(Object.keys(attrs).sort().map((k) => [k, attrs[k]]));
 }
+
+const OVERFLOW_KEY = attributesKey(OVERFLOW);
 
 // The IPC channel serializes as JSON by default, which turns NaN and ±Infinity into null (a CPU
 // utilization over a window of 0 ms is 0/0, say): one null value failed the whole merged scrape.

@@ -155,3 +155,40 @@ test('NaN and ±Infinity reach the primary as themselves over the JSON IPC chann
   // The data collected is left as it was.
   assert.ok(Number.isNaN((sent[0]!.metrics[0]!.dataPoints[0] as { value: number }).value));
 });
+
+/** Starts cluster-leave.js; resolves with a scrape of its primary once every worker has left. */
+async function leaveAndScrape(env: Record<string, string>): Promise<{ families: Family[]; body: string; stderr: string }> {
+  const [appPort, metricsPort] = [await freePort(), await freePort()];
+  // A push interval longer than the test: what the primary has, it got as the workers left.
+  const app = startApp(join(FIXTURES, 'cluster-leave.js'), { env: { PORT: String(appPort), PROMOTEL_CLUSTER_PUSH_INTERVAL: '600000', OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1', ...env } });
+  try {
+    await app.waitFor(/all left/, 20_000);
+    const { body } = await get(`http://127.0.0.1:${metricsPort}/metrics`);
+    return { families: pythonParse(body), body, stderr: app.stderr() };
+  } finally {
+    app.kill();
+  }
+}
+
+test('workers that leave with disconnect(), from either side, hand the primary every count, also when they lived shorter than a push interval', async () => {
+  const { families } = await leaveAndScrape({ WORKERS: '4', REQUESTS: '15' });
+  const clientCount = samplesOf(families, 'http_client_request_duration_seconds_count').reduce((a, s) => a + s.value, 0);
+  assert.equal(clientCount, 60, 'the workers\' fetch() requests');
+  assert.equal(served(families), 60, 'the primary\'s own server');
+});
+
+test('the primary holds the merged series of all its workers, dead ones included, to PROMOTEL_CARDINALITY_LIMIT, as one process would', async () => {
+  // 3 generations of 2 workers, 30 label values each: 180 label sets against a limit of 20.
+  const { families, stderr } = await leaveAndScrape({ WORKERS: '2', GENERATIONS: '3', VALUES: '30', PROMOTEL_CARDINALITY_LIMIT: '20' });
+  const jobs = samplesOf(families, 'jobs_total');
+  assert.equal(jobs.length, 20);
+  assert.equal(jobs.filter((s) => s.labels.otel_metric_overflow === 'true').length, 1);
+  assert.equal(jobs.reduce((a, s) => a + s.value, 0), 180, 'nothing is lost: the rest is in the overflow series');
+  assert.match(stderr, /promotel warn: metric jobs reached its cardinality limit/);
+});
+
+test('the primary\'s gauges carry worker="primary" from its first fork on, also when no worker ever reported', async () => {
+  const { families } = await leaveAndScrape({ WORKERS: '2', LEAVE: 'exit' });
+  const rss = samplesOf(families, 'process_memory_usage_bytes');
+  assert.deepEqual(rss.map((s) => s.labels.worker), ['primary']);
+});
