@@ -62,3 +62,53 @@ test('label sets observed in another order each scrape keep their own values (la
   }
   await provider.shutdown();
 });
+
+test('an observable counter or up-down counter leaves out a label set its callback stopped observing, and goes on from its reported value if it comes back', async () => {
+  const reader = new PullReader({ cardinalityLimit: 100 });
+  const provider = new MeterProvider({ readers: [reader] });
+  const meter = provider.getMeter('app');
+  let scrape = 0;
+  // A queue removed after scrape 1 and back in scrape 3; a network interface that goes away for good.
+  meter.createObservableUpDownCounter('queue.depth').addCallback((r) => {
+    if (scrape !== 2) r.observe(5 + scrape, { queue: 'old' });
+    r.observe(1, { queue: 'live' });
+  });
+  meter.createObservableCounter('bytes', { unit: 'By' }).addCallback((r) => {
+    if (scrape === 1) r.observe(500, { device: 'eth1' });
+    r.observe(100 * scrape, { device: 'eth0' });
+  });
+  const seen: string[][] = [];
+  for (scrape = 1; scrape <= 3; scrape++) {
+    for (const openMetrics of [false, true]) {
+      const families = pythonParse((await reader.scrape(openMetrics)).body.toString(), openMetrics);
+      const lines = families.flatMap((f) => f.samples).filter((s) => /^(queue_depth|bytes_total)$/.test(s.name));
+      seen.push(lines.map((s) => `${s.name}{${s.labels.queue ?? s.labels.device}} ${s.value}`).sort());
+    }
+  }
+  await provider.shutdown();
+  const expected = [
+    ['bytes_total{eth0} 100', 'bytes_total{eth1} 500', 'queue_depth{live} 1', 'queue_depth{old} 6'],
+    ['bytes_total{eth0} 200', 'queue_depth{live} 1'],
+    ['bytes_total{eth0} 300', 'queue_depth{live} 1', 'queue_depth{old} 8'],
+  ];
+  assert.deepEqual(seen, expected.flatMap((e) => [e, e]));
+});
+
+test('a text and an OpenMetrics scrape that overlap both show every observable gauge: they share one collection', async () => {
+  const reader = new PullReader({ cardinalityLimit: 100 });
+  const provider = new MeterProvider({ readers: [reader] });
+  const meter = provider.getMeter('app');
+  meter.createObservableGauge('heap.used').addCallback((r) => r.observe(123));
+  // A callback that waits on I/O: the second scrape starts while the first one waits.
+  meter.createObservableGauge('db.pool.size').addCallback(async (r) => {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    r.observe(5);
+  });
+  const first = reader.scrape(true);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const second = reader.scrape(false);
+  const bodies = await Promise.all([first, second]);
+  await provider.shutdown();
+  const gauges = bodies.map((b) => pythonParse(b.body.toString(), b.openMetrics).flatMap((f) => f.samples).filter((s) => /^(heap_used|db_pool_size)$/.test(s.name)).map((s) => `${s.name} ${s.value}`).sort());
+  assert.deepEqual(gauges, [['db_pool_size 5', 'heap_used 123'], ['db_pool_size 5', 'heap_used 123']]);
+});

@@ -7,6 +7,7 @@ import { collectionStarts, endWindow, exportStart } from '../collection';
 import { describeError, warnOnce } from '../log';
 import { limitCumulativeSeries } from './cumulative-limit';
 import { serializeToBuffer } from './serialize';
+import { dropUnobservedSums } from './unobserved-sums';
 
 export interface ScrapeResult {
   /** The exposition, UTF-8 encoded (`.toString()` for text). */
@@ -61,6 +62,9 @@ export class PullReader extends MetricReader {
     const producers: MetricProducer[] = [];
     const all: MetricProducer = { collect: (o) => collectAll(producers, o) };
     super({ cardinalitySelector: () => limit, metricProducers: [all], aggregationTemporalitySelector: temporalityOf });
+    if (!dropUnobservedSums()) {
+      warnOnce('unobserved-sums', 'observable counters keep serving label sets their callbacks no longer observe, with their last values: this @opentelemetry/sdk-metrics is not the 2.12.0 promotel was built for; reinstall promotel with its own dependencies');
+    }
     if (!limitCumulativeSeries(limit)) {
       warnOnce('cumulative-limit', `the cardinality limit (${limit}) holds only for the label sets new within one scrape interval, so a metric with ever-new label values keeps growing: this @opentelemetry/sdk-metrics is not the 2.12.0 promotel was built for; reinstall promotel with its own dependencies`);
     }
@@ -110,8 +114,22 @@ export class PullReader extends MetricReader {
     });
   }
 
-  /** Every collection: scrapes, cluster pushes and OTLP exports. */
-  override async collect(options?: { timeoutMillis?: number }): Promise<CollectionResult> {
+  /**
+   * Every collection: scrapes, cluster pushes and OTLP exports. One at a time, shared by whoever asks
+   * while it runs (a text and an OpenMetrics scrape, a scrape and an OTLP push, a cluster worker's push
+   * and its answer to the primary): observable gauges are collected as delta, so two collections that
+   * overlapped each emptied the other's observations, and one of them served none of those gauges.
+   */
+  override collect(options?: { timeoutMillis?: number }): Promise<CollectionResult> {
+    if (this.collecting !== undefined) return this.collecting;
+    const run = this.collectOnce(options).finally(() => (this.collecting = undefined));
+    this.collecting = run;
+    return run;
+  }
+
+  private collecting: Promise<CollectionResult> | undefined;
+
+  private async collectOnce(options?: { timeoutMillis?: number }): Promise<CollectionResult> {
     collectionStarts();
     const result = await super.collect(options);
     if (this.startTimes.size > 0 || this.unitOverrides.size > 0) {
