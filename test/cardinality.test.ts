@@ -80,3 +80,35 @@ test('the limit holds across scrapes: label sets new after the first collection 
   assert.deepEqual(last, { hits: expected, wait: expected });
   await provider.shutdown();
 });
+
+test('at the limit, label sets that already have a series keep counting there; only new ones go to the overflow series (the SDK spec, cumulative)', async () => {
+  const reader = new PullReader({ cardinalityLimit: 5 });
+  const provider = new MeterProvider({ readers: [reader] });
+  const meter = provider.getMeter('s');
+  const counter = meter.createCounter('orders');
+  const histogram = meter.createHistogram('wait', { unit: 's', advice: { explicitBucketBoundaries: [1] } });
+  const record = (users: string[], n = 1): void => {
+    for (const user of users) {
+      counter.add(n, { user });
+      for (let i = 0; i < n; i++) histogram.record(0.5, { user });
+    }
+  };
+  const series = async (): Promise<Record<string, string[]>> => {
+    const families = pythonParse((await reader.scrape(false)).body.toString());
+    const of = (sample: string): string[] => samplesOf(families, sample).map((s) => `${s.labels.user ?? 'overflow'}=${s.value}`).sort();
+    return { orders: of('orders_total'), wait: of('wait_seconds_count') };
+  };
+  record(['a', 'b', 'c', 'd']);
+  await series();
+  // In one interval: five new users first, which fill the interval's own storage, then the established ones.
+  record(['n1', 'n2', 'n3', 'n4', 'n5']);
+  record(['a', 'b', 'c', 'd'], 10);
+  const expected = ['a=11', 'b=11', 'c=11', 'd=11', 'overflow=5'];
+  assert.deepEqual(await series(), { orders: expected, wait: expected });
+  // And in the interval after, with the same order.
+  record(['n6', 'n7', 'n8', 'n9', 'n10']);
+  record(['a', 'b', 'c', 'd'], 100);
+  const next = ['a=111', 'b=111', 'c=111', 'd=111', 'overflow=10'];
+  assert.deepEqual(await series(), { orders: next, wait: next });
+  await provider.shutdown();
+});
