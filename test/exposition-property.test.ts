@@ -6,8 +6,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import type { Attributes } from '@opentelemetry/api';
-import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import { MeterProvider, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { familyName, sanitizeLabelName } from '../src/exposition/names';
+import { PullReader } from '../src/exposition/reader';
 import { serialize } from '../src/exposition/serialize';
 import { promtoolCheck } from './helpers';
 
@@ -162,4 +163,25 @@ test('attribute keys that fold onto one label name are joined with ; in key orde
   } as unknown as ResourceMetrics;
   const [sample] = parse(serialize(data, { openMetrics: false }), false);
   assert.deepEqual(sample, ['g', { a_b: 'z;x;y', otel_scope_name: 's' }, 7]);
+});
+
+test('bucket bounds are spelled as the Python client spells them in OpenMetrics, and as the Go client in text 0.0.4: exponent form from 1e6 up and below 1e-4', async () => {
+  const bounds = [1e-7, 0.00001, 0.0001, 0.25, 1, 100000, 999999, 1e6, 1048576, 123456789, 1e21];
+  const reader = new PullReader({ cardinalityLimit: 100 });
+  const provider = new MeterProvider({ readers: [reader] });
+  provider.getMeter('s').createHistogram('size', { advice: { explicitBucketBoundaries: bounds } }).record(1);
+  const les = async (om: boolean): Promise<string[]> => [...(await reader.scrape(om)).body.toString().matchAll(/^size_bucket\{.*le="([^"]+)"/gm)].map((m) => m[1]!);
+  // The Python client's OpenMetrics output for a histogram with the same buckets.
+  const python = spawnSync('/usr/bin/python3', ['-c', [
+    'from prometheus_client import CollectorRegistry, Histogram',
+    'from prometheus_client.openmetrics.exposition import generate_latest',
+    'import re',
+    'r = CollectorRegistry()',
+    `Histogram("size", "s", registry=r, buckets=[${bounds.map((b) => b.toExponential()).join(', ')}])`,
+    'print("\\n".join(re.findall(r\'^size_bucket\\{le="([^"]+)"\', generate_latest(r).decode(), re.M)))',
+  ].join('\n')], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(python.status, 0, python.stderr);
+  assert.deepEqual(await les(true), python.stdout.trim().split('\n'));
+  assert.deepEqual(await les(false), ['1e-07', '1e-05', '0.0001', '0.25', '1', '100000', '999999', '1e+06', '1.048576e+06', '1.23456789e+08', '1e+21', '+Inf']);
+  await provider.shutdown();
 });

@@ -90,3 +90,33 @@ test('a scraper that reads slowly gets the bytes of its own scrape while later s
     await provider.shutdown();
   }
 });
+
+test('the label cache lets go of the series a histogram no longer has, as it does for counters', async () => {
+  const { setFlagsFromString } = await import('node:v8');
+  const { runInNewContext } = await import('node:vm');
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const { reader, provider } = setup(1);
+  // Data from elsewhere with fresh attribute objects each scrape, as a cluster primary's merge gives.
+  const histogram = (peers: string[]) => ({
+    descriptor: { name: 'wait', description: '', unit: 's', valueType: 1, type: 'HISTOGRAM' },
+    aggregationTemporality: 1,
+    dataPointType: 0,
+    dataPoints: peers.map((peer) => ({ attributes: { peer }, startTime: [1, 0], endTime: [2, 0], value: { buckets: { boundaries: [1], counts: [1, 0] }, count: 1, sum: 0.5 } })),
+  });
+  let peers = ['a', 'b', 'c'];
+  const refs: Array<WeakRef<object>> = [];
+  reader.merge = (own) => {
+    const metric = histogram(peers);
+    for (const p of metric.dataPoints) refs.push(new WeakRef(p.attributes));
+    return { resource: own.resource, scopeMetrics: [...own.scopeMetrics, { scope: { name: 'elsewhere' }, metrics: [metric as never] }] };
+  };
+  (await reader.scrape(false)).release();
+  peers = ['a'];
+  (await reader.scrape(false)).release();
+  await new Promise((resolve) => setImmediate(resolve));
+  gc();
+  // The first scrape's b and c are gone from the data; only the second scrape's a is still the cache's.
+  assert.deepEqual(refs.map((r) => r.deref() !== undefined), [false, false, false, true]);
+  await provider.shutdown();
+});

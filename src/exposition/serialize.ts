@@ -13,7 +13,7 @@ import type { DataPoint, Histogram, MetricData, ResourceMetrics } from '@opentel
 import { familyName, type FamilyKind } from './names';
 import { forgetBeyond, labelEntry, RESERVED_HISTOGRAM, RESERVED_PLAIN, RESERVED_SUMMARY, scopeLabels, seenPoints, type ScopeLabels } from './labels';
 import { LINE_SLACK, NL, Out } from './out';
-import { escapeHelp, fastLabelBlock, foldedLabelBlock, formatNumber, labelBlock } from './text';
+import { escapeHelp, fastLabelBlock, foldedLabelBlock, formatBound, formatNumber, labelBlock } from './text';
 
 export { escapeLabelValue, formatNumber, labelBlock } from './text';
 export { OVERFLOW_ATTRIBUTE } from './labels';
@@ -244,7 +244,7 @@ function histograms(out: Out, metric: MetricData, points: DataPoint<Histogram>[]
     if (les === undefined) {
       // A bound given twice (advice or a View may repeat one; sdk-metrics sorts but keeps both) has an
       // empty bucket (b, b] after it, and a second le="b" line would be a duplicate series: null skips it.
-      les = boundaries.map((b, k) => (k > 0 && b === boundaries[k - 1] ? null : Buffer.from(`,le="${om ? canonicalNumber(b) : formatNumber(b)}"} `, 'utf8')));
+      les = boundaries.map((b, k) => (k > 0 && b === boundaries[k - 1] ? null : Buffer.from(`,le="${om ? canonicalNumber(b) : formatBound(b)}"} `, 'utf8')));
       les.push(Buffer.from(',le="+Inf"} ', 'utf8'));
       leCache.set(boundaries, les);
     }
@@ -288,6 +288,7 @@ function histograms(out: Out, metric: MetricData, points: DataPoint<Histogram>[]
       out.created(created, labels.bytes, seconds(point.startTime));
     }
   }
+  forgetBeyond(seen, points.length);
 }
 
 // Rare (re-exposed data only), so written as text rather than with the cached bytes of the hot paths.
@@ -297,7 +298,7 @@ function summaries(out: Out, points: DataPoint<SummaryValue>[], base: string, sc
     const labels = own === '' ? scope.text : `${own},${scope.text}`;
     const { quantiles, sum, count } = point.value;
     let text = '';
-    for (const [q, v] of quantiles) text += `${base}{${labels},quantile="${om ? canonicalNumber(q) : formatNumber(q)}"} ${formatNumber(v)}\n`;
+    for (const [q, v] of quantiles) text += `${base}{${labels},quantile="${om ? canonicalNumber(q) : formatBound(q)}"} ${formatNumber(v)}\n`;
     if (sum !== undefined) text += `${base}_sum{${labels}} ${formatNumber(sum)}\n`;
     if (count !== undefined) text += `${base}_count{${labels}} ${formatNumber(count)}\n`;
     if (om && point.startTime[0] !== 0) text += `${base}_created{${labels}} ${seconds(point.startTime)}\n`;
@@ -310,8 +311,9 @@ function overflowProblem(metric: MetricData, options: SerializeOptions): void {
 }
 
 /** OpenMetrics' canonical form of a bucket bound or quantile: integers keep a `.0` (`1.0`), as the Go and Python clients write them. */
+// OpenMetrics' canonical number: the Go spelling, with `.0` where it has neither point nor exponent.
 function canonicalNumber(value: number): string {
-  const text = formatNumber(value);
+  const text = formatBound(value);
   return /^-?\d+$/.test(text) ? `${text}.0` : text;
 }
 

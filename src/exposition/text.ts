@@ -67,6 +67,20 @@ export function escapeHelp(text: string, om: boolean): string {
   return text.replace(om ? /[\\"\n]/g : /[\\\n]/g, (c) => (c === '\\' ? '\\\\' : c === '"' ? '\\"' : '\\n'));
 }
 
+/**
+ * A bucket bound or quantile as the Go client writes label values (`strconv.FormatFloat(v, 'g', -1,
+ * 64)`), the Python client too: exponent form from 1e6 up and below 1e-4, with at least two exponent
+ * digits (`1e+06`, `1.048576e+06`, `1e-05`). Prometheus 2 keeps `le` as sent, so the same bound spelled
+ * otherwise would be another series than the one a Go or Python service's rules and dashboards name.
+ */
+export function formatBound(value: number): string {
+  if (!Number.isFinite(value) || value === 0) return formatNumber(value);
+  const [mantissa, exponent] = value.toExponential().split('e') as [string, string];
+  const exp = Number(exponent);
+  if (exp >= -4 && exp < 6) return String(value);
+  return `${mantissa}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
+}
+
 export function formatNumber(value: number): string {
   if (Number.isFinite(value)) return String(value);
   if (Number.isNaN(value)) return 'NaN';
