@@ -100,6 +100,48 @@ test('the server\'s own 408 (requestTimeout: a body that never comes whole) is r
   }
 });
 
+test('Node\'s own answers: its 408 only when nothing of the response was sent, its 400 to a body that does not parse; with the app\'s clientError listener, neither', async () => {
+  const CHUNKED_GARBAGE = 'POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nZZ\r\n';
+  const { app, appPort, scrape } = await startServer('timeout-server.js');
+  try {
+    // The 200 of /echo and a chunk of the body are on the wire when the timeout hits: no 408 from Node.
+    const echo = await rawClient(appPort, 'POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc');
+    const bad = await rawClient(appPort, CHUNKED_GARBAGE);
+    await eventually(async () => bad.received().startsWith('HTTP/1.1 400'));
+    await eventually(async () => summary(await scrape()).durations.length === 2);
+    assert.match(echo.received(), /^HTTP\/1\.1 200 OK/);
+    assert.doesNotMatch(echo.received(), /408/);
+    assert.deepEqual(summary(await scrape()), { durations: ['POST 200 aborted 1', 'POST 400 - 1'], active: ['POST 0'] });
+  } finally {
+    app.kill();
+  }
+  const own = await startServer('timeout-server.js', { CLIENT_ERROR: '1' });
+  try {
+    const bad = await rawClient(own.appPort, CHUNKED_GARBAGE);
+    await eventually(async () => bad.socket.destroyed || bad.socket.readableEnded);
+    await eventually(async () => summary(await own.scrape()).durations.length === 1);
+    assert.equal(bad.received(), '', 'the app\'s listener answered nothing');
+    assert.deepEqual(summary(await own.scrape()), { durations: ['POST - aborted 1'], active: ['POST 0'] });
+  } finally {
+    own.app.kill();
+  }
+});
+
+test('a response the app ended whose body the client cuts off is aborted; one ended whole before the app destroys the socket is not', async () => {
+  const { app, appPort, scrape } = await startServer('timeout-server.js');
+  try {
+    const big = await rawClient(appPort, GET('/big'));
+    await eventually(async () => big.received().length > 0);
+    big.socket.destroy();
+    const whole = await rawClient(appPort, GET('/end-destroy'));
+    await eventually(async () => whole.received().endsWith('all of it\n'));
+    await eventually(async () => summary(await scrape()).durations.length === 2);
+    assert.deepEqual(summary(await scrape()), { durations: ['GET 200 - 1', 'GET 200 aborted 1'], active: ['GET 0'] });
+  } finally {
+    app.kill();
+  }
+});
+
 test('HTTP/1.0 and HTTP/1.1 requests each keep their network.protocol.version', async () => {
   const { app, appPort, scrape } = await startServer('pipeline-server.js');
   try {
@@ -265,6 +307,32 @@ test('a keep-alive connection times each request from its own start, idle gaps a
     );
   } finally {
     stop();
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
+});
+
+test('a method past the limit of http_server_active_requests has its durations in the overflow series, never in one without method and scheme', async () => {
+  const server = createServer((req, res) => {
+    if (req.url !== '/hang') res.end('ok');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  let producer: MetricProducer | undefined;
+  // Limit 4: three methods of their own, then the overflow series.
+  const stop = enableHttpServerMetrics((p) => (producer = p), { duration: true, cardinalityLimit: 4, scope: { name: 'test', version: '0' } });
+  const clients: Array<{ socket: Socket }> = [];
+  try {
+    for (const method of ['GET', 'POST', 'PUT']) clients.push(await rawClient(port, `${method} /hang HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`));
+    const last = await rawClient(port, 'DELETE /x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n');
+    clients.push(last);
+    await untilOk(last, 1);
+    const { resourceMetrics } = await producer!.collect();
+    const durations = resourceMetrics.scopeMetrics[0]!.metrics.find((m) => m.descriptor.name === 'http.server.request.duration')!;
+    assert.deepEqual(durations.dataPoints.map((p) => p.attributes), [{ 'otel.metric.overflow': true }]);
+  } finally {
+    stop();
+    for (const c of clients) c.socket.destroy();
     server.closeAllConnections();
     await new Promise((r) => server.close(r));
   }

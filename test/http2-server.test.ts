@@ -49,6 +49,17 @@ function h2Request(session: ClientHttp2Session, path: string, method = 'GET'): P
   });
 }
 
+/** One HTTP/1.1 GET over TLS; resolves with the status. */
+function httpsGet(port: number): Promise<number> {
+  return new Promise<number>((resolve, reject) =>
+    httpsRequest({ host: '127.0.0.1', port, path: '/ok', rejectUnauthorized: false }, (res) => {
+      res.resume().on('end', () => resolve(res.statusCode!));
+    })
+      .on('error', reject)
+      .end(),
+  );
+}
+
 /** `scheme method status version error_type count` per duration series (scope promotel), and `scheme method value` per active series. */
 function summary(families: Family[], scope = 'promotel'): { durations: string[]; active: string[] } {
   const durations = samplesOf(families, 'http_server_request_duration_seconds_count')
@@ -69,14 +80,7 @@ test('h2c and TLS, core and compatibility API: each request once, with its statu
     assert.equal(await h2Request(tls, '/ok', 'PUT'), 200);
     assert.equal(await h2Request(tls, '/boom'), 500);
     // HTTP/1.1 on the same TLS server (allowHTTP1) is the HTTP/1 hook's, and counted once.
-    const h1Status = await new Promise<number>((resolve, reject) =>
-      httpsRequest({ host: '127.0.0.1', port: ports.tls, path: '/ok', rejectUnauthorized: false }, (res) => {
-        res.resume().on('end', () => resolve(res.statusCode!));
-      })
-        .on('error', reject)
-        .end(),
-    );
-    assert.equal(h1Status, 200);
+    assert.equal(await httpsGet(ports.tls), 200);
 
     // Two streams the server never finishes: active while open, aborted once the client cancels them.
     const partial = h2c.request({ ':path': '/partial' }, { endStream: true });
@@ -123,11 +127,13 @@ test('with PROMOTEL_HTTP_SERVER_HOOK=instrumentation-http, HTTP/2 durations are 
     assert.equal(await h2Request(h2c, '/ok'), 200);
     assert.equal(await h2Request(h2c, '/ok'), 200);
     assert.equal((await get(`http://127.0.0.1:${ports.h1}/`)).status, 200);
+    // HTTP/1.1 on a node:http2 server (allowHTTP1): instrumentation-http does not see those, so promotel times them.
+    assert.equal(await httpsGet(ports.tls), 200);
     const s = await eventually(async () => {
       const r = await scrape();
       return summary(r.families, '@opentelemetry/instrumentation-http').durations.length > 0 ? r : undefined;
     });
-    assert.deepEqual(summary(s.families).durations, ['http GET 200 2 - 2']);
+    assert.deepEqual(summary(s.families).durations, ['http GET 200 2 - 2', 'https GET 200 1.1 - 1']);
     assert.deepEqual(summary(s.families, '@opentelemetry/instrumentation-http').durations, ['http GET 200 1.1 - 1']);
     assert.equal(promtoolCheck(s.text), '');
     assert.equal(app.stderr(), '');
@@ -161,4 +167,26 @@ test('in process: the wrap waits for an HTTP/2 listen(), ignores a stream event 
     await new Promise((resolve) => server.close(resolve));
   }
   assert.equal(Object.prototype.hasOwnProperty.call(proto, 'emit'), false, 'still wrapped after stop()');
+});
+
+test('a stream the app ended whose body the client cuts off is aborted, with the status it had', async () => {
+  const { app, ports, scrape } = await start();
+  const h2c = connect(`http://127.0.0.1:${ports.h2c}`);
+  try {
+    assert.equal(await h2Request(h2c, '/ok'), 200);
+    // 32 MiB ended by the app at once; the client takes one chunk and cancels.
+    await new Promise<void>((resolve) => {
+      const big = h2c.request({ ':path': '/big' }, { endStream: true });
+      big.on('error', () => {}).once('data', () => big.close(constants.NGHTTP2_CANCEL));
+      big.on('close', () => resolve());
+    });
+    const done = await eventually(async () => {
+      const s = await scrape();
+      return summary(s.families).durations.length === 2 ? s : undefined;
+    });
+    assert.deepEqual(summary(done.families), { durations: ['http GET 200 2 - 1', 'http GET 200 2 aborted 1'], active: ['http GET 0'] });
+  } finally {
+    h2c.destroy();
+    app.kill();
+  }
 });

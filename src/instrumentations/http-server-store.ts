@@ -99,6 +99,12 @@ export class HttpServerStore implements MetricProducer {
     const key = `${status} ${version} ${errorType} ${route ?? ''}`;
     let cell = active.outcomes.get(key);
     if (cell !== undefined) return cell;
+    // A method and scheme past the limit have no attributes to give their durations: those overflow too.
+    if (active === this.activeOverflow) {
+      cell = this.durationOverflow ??= emptyHistogram({ [OVERFLOW_ATTRIBUTE]: true });
+      active.outcomes.set(key, cell);
+      return cell;
+    }
     const attrs: Attributes = { 'http.request.method': active.attributes['http.request.method'], 'url.scheme': active.attributes['url.scheme'] };
     if (status) attrs['http.response.status_code'] = status;
     if (route !== undefined) attrs['http.route'] = route;

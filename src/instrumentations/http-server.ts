@@ -14,6 +14,7 @@
 // and no allocation once its series exist; the aggregation lives in
 // HttpServerStore (see there for why not sdk-metrics).
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import type { EventEmitter } from 'node:events';
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { MetricProducer } from '@opentelemetry/sdk-metrics';
 import { warnSkipped } from '../log';
@@ -31,6 +32,8 @@ const STARTED = Symbol('promotel.started');
 const CELL = Symbol('promotel.cell');
 // On a connection: set once its 'close' is watched, then holding the pipelined responses queued behind another.
 const QUEUED = Symbol('promotel.queued');
+// On a response of an HTTP/1 request to a node:http2 server (allowHTTP1), which instrumentation-http does not see.
+const OURS = Symbol('promotel.ours');
 
 interface StartMessage {
   request: IncomingMessage;
@@ -38,7 +41,7 @@ interface StartMessage {
   server: object;
 }
 
-type Tracked = ServerResponse & { [STARTED]?: number; [CELL]?: ActiveCell };
+type Tracked = ServerResponse & { [STARTED]?: number; [CELL]?: ActiveCell; [OURS]?: boolean };
 type Detach = (this: ServerResponse, socket: unknown) => void;
 // `_httpMessage`: the response node:http is writing on the connection (an internal since Node 0.x).
 type Connection = NonNullable<IncomingMessage['socket']> & { [QUEUED]?: Tracked[]; _httpMessage?: unknown; encrypted?: boolean };
@@ -67,7 +70,7 @@ export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void
     if (cell === undefined) return;
     response[CELL] = undefined;
     cell.value--;
-    if (!withDuration) return;
+    if (!withDuration && response[OURS] !== true) return;
     const seconds = clockSeconds() - response[STARTED]!;
     const status = sent ?? (response.headersSent ? response.statusCode : 0);
     const req = response.req;
@@ -96,6 +99,8 @@ export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void
       const tracked = response as Tracked;
       tracked[STARTED] = clockSeconds();
       tracked[CELL] = cell;
+      // instrumentation-http wraps the emit of http.Server and https.Server only: not node:http2's servers.
+      if (!withDuration && typeof (server as { updateSettings?: unknown }).updateSettings === 'function') tracked[OURS] = true;
       const queued = socket[QUEUED] ?? watch(socket);
       // node:http publishes before it hands any response the connection (20 to 24), so a response
       // queued behind an unfinished one (pipelining, rare) is one whose connection is busy with another.
@@ -121,10 +126,12 @@ export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void
   function onConnectionClose(this: Connection): void {
     try {
       const current = this._httpMessage as Tracked | null | undefined;
-      // The server's own requestTimeout: Node writes a 408 straight onto the connection, then destroys
-      // it. That response was the server's answer, not a client that went away.
-      const timedOut = (this as { errored?: { code?: unknown } | null }).errored?.code === 'ERR_HTTP_REQUEST_TIMEOUT';
-      if (current != null) end(current, !timedOut, timedOut ? 408 : undefined);
+      // A request the server gave up on (its requestTimeout, a body that does not parse): Node writes its
+      // own 408 or 400 straight onto the connection and destroys it. That was the server's answer, not a
+      // client that went away; but only when nothing of the response was on the wire yet and no
+      // 'clientError' listener of the app took the case (socketOnError in node:http).
+      const answer = current?.headersSent === false && (this as { server?: EventEmitter }).server?.listenerCount('clientError') === 0 ? nodeAnswer(this.errored) : undefined;
+      if (current != null) end(current, answer === undefined, answer);
       for (const r of this[QUEUED]!) end(r, true);
       this[QUEUED] = [];
     } catch (err) {
@@ -148,7 +155,10 @@ export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void
   const detachSocket = proto.detachSocket;
   const detach: Detach = function (this: Tracked, socket) {
     try {
-      if (this[CELL] !== undefined) end(this, !this.writableEnded);
+      // Node emits 'finish' (and so detaches) also when the client reset the connection under the last
+      // write: its pending write callbacks run with the error. Not `destroyed` alone: an app that ends the
+      // response and destroys the socket at once has sent it whole, and its socket is destroyed too.
+      if (this[CELL] !== undefined) end(this, !this.writableEnded || (socket as { errored?: unknown } | null)?.errored != null);
     } catch (err) {
       warnSkipped('HTTP server metrics', err, 'was served');
     }
@@ -166,4 +176,13 @@ export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void
     // Only if nothing wrapped it since; otherwise ours stays, ending only responses that had started.
     if (proto.detachSocket === detach) proto.detachSocket = detachSocket;
   };
+}
+
+/** The status node:http answers a connection error with itself, when it does (its socketOnError). */
+function nodeAnswer(error: unknown): number | undefined {
+  const code = (error as { code?: unknown } | null | undefined)?.code;
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return 408;
+  // The parser's error at the end of the input (the client closed mid-request): Node still writes its 400, but to a client that went away.
+  if (typeof code !== 'string' || !code.startsWith('HPE_') || code === 'HPE_INVALID_EOF_STATE') return undefined;
+  return code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW' ? 413 : 400;
 }

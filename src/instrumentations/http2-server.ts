@@ -36,6 +36,7 @@ interface Stream {
   headersSent?: boolean;
   sentHeaders?: Record<string, unknown>;
   aborted?: boolean;
+  writableFinished?: boolean;
   on(event: 'close', listener: (this: Stream) => void): unknown;
   [STARTED]?: number;
   [CELL]?: ActiveCell;
@@ -75,7 +76,8 @@ export function watchHttp2Servers(store: HttpServerStore): () => void {
       const seconds = clockSeconds() - this[STARTED]!;
       const sent = this.headersSent === true ? Number(this.sentHeaders?.[':status']) : 0;
       const status = Number.isInteger(sent) ? sent : 0;
-      const errorType = this.aborted === true ? 'aborted' : status >= 500 ? String(status) : '';
+      // `aborted` is only set when the app had not ended its side; a body still unsent when the client reset is cut off too.
+      const errorType = this.aborted === true || this.writableFinished === false ? 'aborted' : status >= 500 ? String(status) : '';
       let target = errorType === '' ? cell.plain2[status] : undefined;
       if (target === undefined) {
         target = store.outcomeCell(cell, status, '2', errorType, undefined);
