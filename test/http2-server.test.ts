@@ -174,17 +174,25 @@ test('a stream the app ended whose body the client cuts off is aborted, with the
   const h2c = connect(`http://127.0.0.1:${ports.h2c}`);
   try {
     assert.equal(await h2Request(h2c, '/ok'), 200);
-    // 32 MiB ended by the app at once; the client takes one chunk and cancels.
-    await new Promise<void>((resolve) => {
-      const big = h2c.request({ ':path': '/big' }, { endStream: true });
-      big.on('error', () => {}).once('data', () => big.close(constants.NGHTTP2_CANCEL));
-      big.on('close', () => resolve());
-    });
+    // 32 MiB ended by the app at once, and a 32 MiB file; the client takes one chunk of each and cancels.
+    // Node 26.12.1 itself crashes (SIGSEGV, without the agent too) when a client cancels a respondWithFile()
+    // stream a few times: the file case runs on the versions before it.
+    const paths = Number(process.versions.node.split('.')[0]) < 26 ? ['/big', '/file'] : ['/big'];
+    // A session each: a stream opened on a session right after such a cancel may be refused.
+    for (const path of paths) {
+      const session = connect(`http://127.0.0.1:${ports.h2c}`);
+      await new Promise<void>((resolve) => {
+        const big = session.request({ ':path': path }, { endStream: true });
+        big.on('error', () => {}).once('data', () => big.close(constants.NGHTTP2_CANCEL));
+        big.on('close', () => resolve());
+      });
+      session.destroy();
+    }
     const done = await eventually(async () => {
       const s = await scrape();
-      return summary(s.families).durations.length === 2 ? s : undefined;
+      return samplesOf(s.families, 'http_server_request_duration_seconds_count').reduce((a, x) => a + x.value, 0) === 1 + paths.length ? s : undefined;
     });
-    assert.deepEqual(summary(done.families), { durations: ['http GET 200 2 - 1', 'http GET 200 2 aborted 1'], active: ['http GET 0'] });
+    assert.deepEqual(summary(done.families), { durations: ['http GET 200 2 - 1', `http GET 200 2 aborted ${paths.length}`], active: ['http GET 0'] });
   } finally {
     h2c.destroy();
     app.kill();

@@ -16,8 +16,11 @@
 // | http.server.active_requests    | updowncounter | {request} | http.request.method, url.scheme |
 //
 // A request starts at the server's 'stream' event and ends at the stream's
-// 'close', which comes for a complete response and for one cut off alike;
-// `stream.aborted` tells the two apart.
+// 'close', which comes for a complete response and for one cut off alike.
+// Cut off: `stream.aborted` (the app had not ended its side), a writable side
+// not finished (a body still being sent), or a reset with an error code (a
+// file sent by nghttp2 itself, respondWithFile, whose writable side finished
+// at once).
 import { watchListen } from '../app-listen';
 import { warnSkipped } from '../log';
 import { exemplar } from './exemplar-filter';
@@ -37,6 +40,8 @@ interface Stream {
   sentHeaders?: Record<string, unknown>;
   aborted?: boolean;
   writableFinished?: boolean;
+  /** The RST_STREAM code the stream closed with: 0 (NGHTTP2_NO_ERROR) when it ended as it should. */
+  rstCode?: number;
   on(event: 'close', listener: (this: Stream) => void): unknown;
   [STARTED]?: number;
   [CELL]?: ActiveCell;
@@ -76,8 +81,8 @@ export function watchHttp2Servers(store: HttpServerStore): () => void {
       const seconds = clockSeconds() - this[STARTED]!;
       const sent = this.headersSent === true ? Number(this.sentHeaders?.[':status']) : 0;
       const status = Number.isInteger(sent) ? sent : 0;
-      // `aborted` is only set when the app had not ended its side; a body still unsent when the client reset is cut off too.
-      const errorType = this.aborted === true || this.writableFinished === false ? 'aborted' : status >= 500 ? String(status) : '';
+      const cutOff = this.aborted === true || this.writableFinished === false || (this.rstCode ?? 0) !== 0;
+      const errorType = cutOff ? 'aborted' : status >= 500 ? String(status) : '';
       let target = errorType === '' ? cell.plain2[status] : undefined;
       if (target === undefined) {
         target = store.outcomeCell(cell, status, '2', errorType, undefined);
