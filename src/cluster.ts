@@ -22,6 +22,7 @@
 import type { Attributes, HrTime } from '@opentelemetry/api';
 import type { DataPoint, Histogram, MetricData, ResourceMetrics, ScopeMetrics } from '@opentelemetry/sdk-metrics';
 import { endWindow, onExportStart } from './collection';
+import { OVERFLOW_ATTRIBUTE } from './exposition/labels';
 import { describeError, warnOnce } from './log';
 
 /** Set by a primary's agent and inherited by the workers it forks: they then report to it instead of serving. */
@@ -306,7 +307,7 @@ function addMetric(into: Map<string, Map<string, Entry>>, scopeKey: string, metr
   }
 }
 
-const OVERFLOW: Attributes = { 'otel.metric.overflow': true };
+const OVERFLOW: Attributes = { [OVERFLOW_ATTRIBUTE]: true };
 
 function attributesKey(attrs: Attributes): string {
   return JSON.stringify(Object.keys(attrs).sort().map((k) => [k, attrs[k]]));

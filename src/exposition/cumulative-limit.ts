@@ -9,7 +9,6 @@
 // set the store does not hold yet, once it holds limit - 1 of its own, is
 // added to the overflow series, as the delta storage does within a collection.
 //
-//
 // The other way round, the delta storage's limit folded series the store
 // already held: once limit - 1 label sets had come in a scrape interval, the
 // next ones went to the overflow series however long they had existed, so an
@@ -100,18 +99,13 @@ export function limitCumulativeSeries(cardinalityLimit: number): boolean {
 /** As upstream: `current` merged into `last`, which is returned; but new label sets beyond the limit go to the overflow series. */
 const merge: Merge = (last, current, aggregator) => {
   for (const [key, record, hash] of current.entries()) {
-    if (unlimited) {
-      const held = last.get(key, hash);
-      last.set(key, held === undefined ? record : aggregator.merge(held, record), hash);
-      continue;
-    }
     const held = last.get(key, hash);
     if (held !== undefined) {
       last.set(key, aggregator.merge(held, record), hash);
       continue;
     }
     const own = last.size - (last.has(OVERFLOW, OVERFLOW_HASH) ? 1 : 0);
-    if (hash === OVERFLOW_HASH || own < limit - 1) {
+    if (unlimited || hash === OVERFLOW_HASH || own < limit - 1) {
       last.set(key, record, hash);
       continue;
     }

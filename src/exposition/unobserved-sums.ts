@@ -10,8 +10,7 @@
 // still remembers the others (bounded by the cardinality limit), so a label
 // set observed again goes on from the value its callback reports.
 import type { Attributes } from '@opentelemetry/api';
-
-const OVERFLOW_ATTRIBUTE = 'otel.metric.overflow';
+import { OVERFLOW_ATTRIBUTE } from './labels';
 // DataPointType.SUM of sdk-metrics.
 const SUM = 3;
 
