@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync, realpathSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import type { Config } from './config';
 
 export const VERSION: string = (() => {
@@ -60,7 +60,7 @@ export function detectServiceName(script: string | undefined, env: NodeJS.Proces
   // `node -` reads its script from stdin: like `node -e`, there is no file to name it by.
   if (!target || target === '-') return 'unknown_service:node';
   // argv[1] may be relative (an app that rewrites it, a relative pm_exec_path): from the working directory.
-  const real = resolveLinks(isAbsolute(target) || cwd === undefined ? target : resolve(cwd, target));
+  const real = resolveLinks(cwd === undefined ? target : resolve(cwd, target));
   const fromPackage = (underNodeModules(dirname(real)) ? undefined : packageNameAbove(real)) ?? (cwd === undefined ? undefined : packageNameIn(cwd));
   if (fromPackage) return fromPackage;
   const name = basename(target).replace(/\.[cm]?[jt]s$/, '');

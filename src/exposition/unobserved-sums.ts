@@ -11,6 +11,7 @@
 // set observed again goes on from the value its callback reports.
 import type { Attributes } from '@opentelemetry/api';
 import { OVERFLOW_ATTRIBUTE } from './labels';
+
 // DataPointType.SUM of sdk-metrics.
 const SUM = 3;
 
