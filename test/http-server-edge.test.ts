@@ -233,6 +233,33 @@ test('the hook adds one close listener per connection, however many requests it 
   }
 });
 
+test('a pipelined connection lets go of each queued response once it is sent, not when the connection closes', async () => {
+  const { setFlagsFromString } = await import('node:v8');
+  const { runInNewContext } = await import('node:vm');
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const responses: Array<WeakRef<ServerResponse>> = [];
+  const server = createServer((req, res) => {
+    responses.push(new WeakRef(res));
+    setTimeout(() => res.end('ok'), req.url === '/slow' ? 30 : 0);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const stop = enableHttpServerMetrics(() => undefined, { duration: true, cardinalityLimit: 2000, scope: { name: 'test', version: '0' } });
+  try {
+    // Five queued behind the slow one, then the connection stays open.
+    const client = await rawClient((server.address() as { port: number }).port, GET('/slow') + GET('/a').repeat(5));
+    await untilOk(client, 6);
+    await new Promise((r) => setImmediate(r));
+    gc();
+    assert.deepEqual(responses.slice(1, 5).map((r) => r.deref() === undefined), [true, true, true, true]);
+    client.socket.destroy();
+  } finally {
+    stop();
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
+});
+
 test('stopping the hook puts ServerResponse.prototype.detachSocket back', () => {
   const original = ServerResponse.prototype.detachSocket;
   const stop = enableHttpServerMetrics(() => undefined, { duration: true, cardinalityLimit: 2000, scope: { name: 'test', version: '0' } });

@@ -30,8 +30,10 @@ const START = 'http.server.request.start';
 // Per-request state rides on the response itself: cheaper than a WeakMap entry.
 const STARTED = Symbol('promotel.started');
 const CELL = Symbol('promotel.cell');
-// On a connection: set once its 'close' is watched, then holding the pipelined responses queued behind another.
+// On a connection: set once its 'close' is watched, then holding the pipelined responses queued behind another until each finishes.
 const QUEUED = Symbol('promotel.queued');
+// On a pipelined response queued behind another: its connection's QUEUED.
+const IN_QUEUE = Symbol('promotel.inQueue');
 // On a response of an HTTP/1 request to a node:http2 server (allowHTTP1), which instrumentation-http does not see.
 const OURS = Symbol('promotel.ours');
 
@@ -41,7 +43,7 @@ interface StartMessage {
   server: object;
 }
 
-type Tracked = ServerResponse & { [STARTED]?: number; [CELL]?: ActiveCell; [OURS]?: boolean };
+type Tracked = ServerResponse & { [STARTED]?: number; [CELL]?: ActiveCell; [OURS]?: boolean; [IN_QUEUE]?: Tracked[] };
 type Detach = (this: ServerResponse, socket: unknown) => void;
 // `_httpMessage`: the response node:http is writing on the connection (an internal since Node 0.x).
 type Connection = NonNullable<IncomingMessage['socket']> & { [QUEUED]?: Tracked[]; _httpMessage?: unknown; encrypted?: boolean };
@@ -105,7 +107,10 @@ export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void
       // node:http publishes before it hands any response the connection (20 to 24), so a response
       // queued behind an unfinished one (pipelining, rare) is one whose connection is busy with another.
       const current = socket._httpMessage;
-      if (current != null && current !== response) queue(socket, queued, tracked);
+      if (current != null && current !== response) {
+        queued.push(tracked);
+        tracked[IN_QUEUE] = queued;
+      }
     } catch (err) {
       warnSkipped('HTTP server metrics', err, 'was served');
     }
@@ -139,12 +144,6 @@ export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void
     }
   }
 
-  function queue(socket: Connection, queued: Tracked[], response: Tracked): void {
-    // A long keep-alive connection must not hold every response it ever queued.
-    if (queued.length >= 16) queued = socket[QUEUED] = queued.filter((r) => r[CELL] !== undefined);
-    queued.push(response);
-  }
-
   // The end of a response: node:http detaches it from its connection once it is sent whole, in the
   // 'finish' listener it adds to every response (Node 20 to 24 alike), or when it hands the connection
   // to another process. Not a 'close' listener per response: adding one is a dictionary store on the
@@ -159,6 +158,12 @@ export function enableHttpServerMetrics(addProducer: (p: MetricProducer) => void
       // write: its pending write callbacks run with the error. Not `destroyed` alone: an app that ends the
       // response and destroys the socket at once has sent it whole, and its socket is destroyed too.
       if (this[CELL] !== undefined) end(this, !this.writableEnded || (socket as { errored?: unknown } | null)?.errored != null);
+      // Pipelined responses finish in the order they were queued: let go of each as it does, not at the connection's close.
+      const queued = this[IN_QUEUE];
+      if (queued !== undefined) {
+        while (queued.length !== 0 && queued[0]![CELL] === undefined) queued.shift();
+        this[IN_QUEUE] = undefined;
+      }
     } catch (err) {
       warnSkipped('HTTP server metrics', err, 'was served');
     }
