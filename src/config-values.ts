@@ -76,12 +76,12 @@ export const readableFile: Check<string> = (raw) => {
 };
 
 /**
- * A URL's userinfo (`http://tenant:secret@host`) replaced by `***`, for warnings: like header values,
- * it is a credential (the OTLP exporters send it as Basic auth). Also at the start of a value that
- * lacks its scheme.
+ * A URL's userinfo (`http://tenant:secret@host`) and query values (`?api-key=...`, as some hosted
+ * collectors take their token) replaced by `***`, for warnings: like header values, they are
+ * credentials. Also at the start of a value that lacks its scheme.
  */
 export function hideCredentials(text: string): string {
-  return text.replace(/(^|\/\/)[^/@\s"]+@/g, '$1***@');
+  return text.replace(/(^|\/\/)[^/@\s"]+@/g, '$1***@').replace(/([?&][^=&#\s"]*=)[^&#\s"]+/g, '$1***');
 }
 
 export function listed(values: readonly string[]): string {

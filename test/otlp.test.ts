@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
 import { createServer as createHttpsServer } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { gunzipSync } from 'node:zlib';
@@ -358,9 +359,9 @@ test('the last push at exit to a collector too slow to answer: the line says it 
   }
 });
 
-test('credentials in the endpoint URL are used, and never shown in a line', async () => {
+test('credentials in the endpoint URL (userinfo, query) are used, and never shown in a line', async () => {
   const otel = await collector(Array(50).fill(401));
-  const endpoint = otel.url.replace('http://', 'http://tenant:s3cr3t@');
+  const endpoint = `${otel.url.replace('http://', 'http://tenant:s3cr3t@')}/?api-key=k3y`;
   const job = startApp(join(FIXTURES, 'otlp-batch.js'), {
     env: { OTEL_METRICS_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'ftp://tenant:s3cr3t@collector', OTEL_METRIC_EXPORT_INTERVAL: '60000' },
   });
@@ -369,10 +370,11 @@ test('credentials in the endpoint URL are used, and never shown in a line', asyn
     assert.equal(otel.received[0]!.headers.authorization, `Basic ${Buffer.from('tenant:s3cr3t').toString('base64')}`);
     const lines = agentLines(job.stderr());
     assert.equal(lines.length, 2, job.stderr());
-    assert.doesNotMatch(job.stderr(), /s3cr3t|tenant/);
-    const shown = otel.url.replace('http://', 'http://***@');
-    assert.equal(lines[0], `promotel warn: OTEL_EXPORTER_OTLP_METRICS_ENDPOINT="ftp://***@collector" is invalid: write a URL with http:// or https://; using ${shown}/v1/metrics from OTEL_EXPORTER_OTLP_ENDPOINT`);
-    assert.ok(lines[1]!.startsWith(`promotel warn: OTLP export to ${shown}/v1/metrics failed: HTTP 401 `), lines[1]);
+    assert.equal(otel.received[0]!.path, '/v1/metrics?api-key=k3y');
+    assert.doesNotMatch(job.stderr(), /s3cr3t|tenant|k3y/);
+    const shown = `${otel.url.replace('http://', 'http://***@')}/v1/metrics?api-key=***`;
+    assert.equal(lines[0], `promotel warn: OTEL_EXPORTER_OTLP_METRICS_ENDPOINT="ftp://***@collector" is invalid: write a URL with http:// or https://; using ${shown} from OTEL_EXPORTER_OTLP_ENDPOINT`);
+    assert.ok(lines[1]!.startsWith(`promotel warn: OTLP export to ${shown} failed: HTTP 401 `), lines[1]);
   } finally {
     job.kill();
     otel.server.close();
@@ -440,5 +442,54 @@ test('a metric callback that never settles costs one warning; the pushes go on w
   } finally {
     app.kill();
     otel.server.close();
+  }
+});
+
+/** A collector that takes the connection and never answers; `requests()` counts the pushes it was sent. */
+async function silentCollector(): Promise<{ url: string; requests: () => number; close: () => void }> {
+  let requests = 0;
+  const silent = createNetServer((socket) => socket.on('data', (d: Buffer) => void (requests += d.toString().split('POST /v1/metrics').length - 1)));
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(silent.address() as { port: number }).port}`, requests: () => requests, close: () => silent.close() };
+}
+
+test('an app that ends while a push to a silent collector is in flight waits for that push alone, within the timeout', async () => {
+  const silent = await silentCollector();
+  const url = silent.url;
+  const script = `require('@opentelemetry/api').metrics.getMeter('batch').createCounter('batch.items').add(7); setTimeout(() => console.log('done'), 1500);`;
+  const app = startApp('-e', { args: [script], env: { OTEL_METRICS_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: url, OTEL_METRIC_EXPORT_INTERVAL: '200', OTEL_EXPORTER_OTLP_TIMEOUT: '3000' } });
+  try {
+    await app.waitFor(/done/);
+    const done = Date.now();
+    assert.deepEqual(await app.exited, { code: 0, signal: null });
+    // The push of 0.2 s times out at 3.2 s, 1.7 s after the app's end; a second push at exit would wait 3 s more.
+    const waited = Date.now() - done;
+    assert.ok(waited < 3000, `exit took ${waited} ms after the app's end`);
+    assert.equal(silent.requests(), 1);
+    assert.equal(agentLines(app.stderr()).length, 1, app.stderr());
+  } finally {
+    app.kill();
+    silent.close();
+  }
+});
+
+test('promotel.shutdown() while a push to a silent collector is in flight returns within the timeout', async () => {
+  const silent = await silentCollector();
+  const url = silent.url;
+  const index = join(ROOT, 'dist', 'src', 'index.js');
+  const script = `
+    const p = require(${JSON.stringify(index)});
+    p.start({ exporters: ['otlp'], otlpEndpoint: '${url}/v1/metrics', exportIntervalMs: 200, otlpTimeoutMs: 3000, runtimeMetrics: false, hostMetrics: false });
+    setTimeout(async () => { const t = Date.now(); await p.shutdown(); console.log(Date.now() - t); }, 1500);`;
+  const app = startApp('-e', { preload: 'none', args: [script], cwd: ROOT });
+  try {
+    assert.deepEqual(await app.exited, { code: 0, signal: null });
+    // The push of 0.2 s times out at 3.2 s, 1.7 s into shutdown(); a second push would wait 3 s more.
+    const took = Number(app.stdout());
+    assert.ok(took < 3000, `shutdown() took ${took} ms`);
+    assert.equal(silent.requests(), 1);
+  } finally {
+    app.kill();
+    silent.close();
   }
 });

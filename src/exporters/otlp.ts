@@ -37,6 +37,8 @@ interface Exporter {
 }
 
 const SUCCESS = 0;
+// How recent a failed push counts as the one a finishing process waited for.
+const FAILED_JUST_NOW_MS = 1000;
 
 // promotel reads and checks these itself and hands the exporter the result:
 // were the exporter to read them too, a bad value would be reported twice, the
@@ -75,6 +77,8 @@ export function startOtlpPush(options: OtlpOptions): { flush(): Promise<void>; s
 
   // Set for the push at exit or stop(): a failure then has no next push to wait for.
   let last = false;
+  // When the last push ended, if it failed.
+  let failedAt: number | undefined;
   const push = (): Promise<void> => {
     if (inFlight) return inFlight;
     inFlight = options
@@ -99,7 +103,10 @@ export function startOtlpPush(options: OtlpOptions): { flush(): Promise<void>; s
         if (!failing) warn(`OTLP export could not collect metrics: ${describeError(err)}`);
         failing = true;
       })
-      .finally(() => (inFlight = undefined));
+      .finally(() => {
+        inFlight = undefined;
+        failedAt = failing ? Date.now() : undefined;
+      });
     return inFlight;
   };
 
@@ -115,6 +122,10 @@ export function startOtlpPush(options: OtlpOptions): { flush(): Promise<void>; s
   const onBeforeExit = (): void => {
     if (flushedAtExit || stopped) return;
     flushedAtExit = true;
+    // A push that failed just now is most often what the process waited for at its end (the
+    // loop empties as its socket closes): a second push would wait as long again for the same
+    // failing collector, and a finished app waits one timeout at most.
+    if (failedAt !== undefined && Date.now() - failedAt < FAILED_JUST_NOW_MS) return;
     last = true;
     void push();
   };
@@ -126,10 +137,12 @@ export function startOtlpPush(options: OtlpOptions): { flush(): Promise<void>; s
       if (stopped) return;
       clearInterval(timer);
       process.off('beforeExit', onBeforeExit);
-      // A push in flight carries data collected before this call: the last numbers need one of their own.
-      await inFlight;
+      // A push in flight carries data collected before this call: the last numbers need one of their own,
+      // unless it failed: the next one would wait as long again for the same failing collector.
+      const waited = inFlight;
+      await waited;
       last = true;
-      await push();
+      if (waited === undefined || failedAt === undefined) await push();
       stopped = true;
       await exporter.shutdown().catch(() => {});
     },
@@ -143,7 +156,7 @@ const RETRYABLE = 'Export failed with retryable status';
 function failureOf(error: Error | undefined): string {
   const status = (error as { code?: unknown } | undefined)?.code;
   if (typeof status === 'number') return `HTTP ${status}${error?.message ? ` ${error.message}` : ''}`;
-  if (error?.message === RETRYABLE) return 'the collector kept answering 429, 502, 503 or 504 through every retry';
+  if (error?.message === RETRYABLE) return 'the collector answered 429, 502, 503 or 504, and no retry within the timeout succeeded (a Retry-After longer than the time left is not waited for)';
   return describeError(error ?? 'unknown error');
 }
 
