@@ -41,7 +41,11 @@ export interface Agent {
   shutdown(): Promise<void>;
 }
 
-let current: Agent | undefined;
+// One agent per process, not per copy of this module: the preload may come from one install of
+// promotel and the app's start() from another (a bundle, a nested node_modules), and a second agent
+// would take the endpoint from the first, which holds the app's @opentelemetry/api metrics.
+const CURRENT = Symbol.for('promotel.agent');
+const running = globalThis as { [CURRENT]?: Agent };
 
 // A taken port is retried this often: cheap (one bind attempt) and short enough that a brief holder is not noticed.
 const PORT_RETRY_MS = 2000;
@@ -52,9 +56,10 @@ const PORT_RETRY_MS = 2000;
  * OTEL_SDK_DISABLED=true.
  */
 export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = process.env): Agent | undefined {
+  const current = running[CURRENT];
   if (current) {
     // The preload (NODE_OPTIONS in an image) started it first: options that differ would otherwise be lost without a word.
-    const ignored = Object.entries(options).filter(([key, value]) => value !== undefined && !isDeepStrictEqual(value, (current!.config as unknown as Record<string, unknown>)[key]));
+    const ignored = Object.entries(options).filter(([key, value]) => value !== undefined && !isDeepStrictEqual(value, (current.config as unknown as Record<string, unknown>)[key]));
     if (ignored.length > 0) {
       log.warn(`promotel.start() was called with ${ignored.map(([key, value]) => `${key}=${inspect(value, { breakLength: Infinity })}`).join(', ')}, but the agent was already running (the preload?) without them: they are ignored; drop the preload, or set them through the environment (OTEL_*/PROMOTEL_* variables) instead`);
     }
@@ -215,8 +220,8 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
     },
     listening: endpoint ? endpoint.listening : Promise.resolve(undefined),
     async shutdown() {
-      if (current !== agent) return;
-      current = undefined;
+      if (running[CURRENT] !== agent) return;
+      running[CURRENT] = undefined;
       for (const stop of stops) {
         try {
           stop();
@@ -233,13 +238,13 @@ export function start(options: Partial<Config> = {}, env: NodeJS.ProcessEnv = pr
       }
     },
   };
-  current = agent;
+  running[CURRENT] = agent;
   return agent;
 }
 
 /** Stops the running agent, if any: closes the endpoint and unregisters the global MeterProvider. */
 export async function shutdown(): Promise<void> {
-  await current?.shutdown();
+  await running[CURRENT]?.shutdown();
 }
 
 export function getMeter(name: string, version?: string): Meter {

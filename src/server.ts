@@ -60,6 +60,9 @@ function failure(err: NodeJS.ErrnoException, options: ServeOptions, retrying: bo
   return `cannot serve metrics on ${where}: ${describeError(err)}; check OTEL_EXPORTER_PROMETHEUS_HOST and ${variable} ${without}`;
 }
 
+/** How long the endpoint waits before it binds a host name (see serveMetrics). */
+const NAME_LOOKUP_DELAY_MS = 1000;
+
 export function serveMetrics(options: ServeOptions): MetricsServer {
   const server = createServer((req, res) => {
     try {
@@ -136,7 +139,13 @@ export function serveMetrics(options: ServeOptions): MetricsServer {
       onError(err as NodeJS.ErrnoException);
     }
   }
-  attempt();
+  // listen() looks a host name up first, and a lookup in flight holds the process until the DNS server
+  // answers (seconds when it is slow or unreachable): a script that is done at once must not wait for
+  // it. So a name is bound a moment later, on an unref'd timer that such a script never waits for.
+  if (isIP(options.host) === 0) {
+    retry = setTimeout(attempt, NAME_LOOKUP_DELAY_MS);
+    retry.unref();
+  } else attempt();
   server.unref();
 
   // The app listening on our port would otherwise die of EADDRINUSE once the

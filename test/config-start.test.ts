@@ -37,6 +37,24 @@ test('start(options) after the preload started the agent: the options that diffe
   ]);
 });
 
+test('start() from a second copy of promotel (a bundle, another install) after the preload: the running agent is returned, and the app\'s API metrics stay on the endpoint', async () => {
+  const port = await freePort();
+  const script = `
+    // A fresh copy of promotel's modules, as a bundle or a nested node_modules holds: the preload's stay loaded.
+    for (const file of Object.keys(require.cache)) if (file.startsWith(${JSON.stringify(join(ROOT, 'dist', 'src'))})) delete require.cache[file];
+    const agent = require(${JSON.stringify(INDEX)}).start({ port: ${port}, host: '127.0.0.1' });
+    require('@opentelemetry/api').metrics.getMeter('shop').createCounter('orders').add(3);
+    agent.listening.then(() => require('node:http').get('http://127.0.0.1:${port}/metrics', (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => console.log(body.split('\\n').filter((l) => l.startsWith('orders_total')).join('\\n') || 'no orders_total'));
+    }));`;
+  const app = startApp('-e', { args: [script], env: { OTEL_EXPORTER_PROMETHEUS_PORT: String(port), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' } });
+  assert.deepEqual(await app.exited, { code: 0, signal: null });
+  assert.equal(app.stdout(), 'orders_total{otel_scope_name="shop"} 3\n');
+  assert.deepEqual(agentLines(app.stderr()), []);
+});
+
 test('start(options, env): OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS is read from the env given, not only from process.env', async () => {
   const port = await freePort();
   const script = `

@@ -151,6 +151,27 @@ test('a short script exits by itself with the agent loaded, even while a scraper
   }
 });
 
+test('OTEL_EXPORTER_PROMETHEUS_HOST as a host name: a short script does not wait for its lookup, however slow the DNS server, and a service is served there', async () => {
+  const port = await freePort();
+  const env = { OTEL_EXPORTER_PROMETHEUS_HOST: 'localhost', OTEL_EXPORTER_PROMETHEUS_PORT: String(port) };
+  // Every dns.lookup() answers after 10 s, as from a DNS server that is slow or unreachable.
+  const script = startApp(HELLO, { execArgv: ['--require', join(FIXTURES, 'slow-dns.js')], env });
+  const exit = await Promise.race([script.exited, new Promise((r) => setTimeout(() => r('still running after 5 s'), 5000))]);
+  script.kill();
+  assert.deepEqual(exit, { code: 0, signal: null });
+  assert.equal(script.stdout(), 'hi\n');
+  assert.deepEqual(agentLines(script.stderr()), []);
+  const service = startApp(SERVER, { env: { ...env, PORT: '0' } });
+  try {
+    await service.waitFor(/listening/);
+    const res = await eventually(() => get(`http://localhost:${port}/metrics`));
+    assert.match(res.body, /^target_info\{/m);
+    assert.deepEqual(agentLines(service.stderr()), []);
+  } finally {
+    service.kill();
+  }
+});
+
 test('console.log("hi") prints and exits 0 under --require and --import alike', async () => {
   for (const preload of ['require', 'import'] as const) {
     const app = startApp(HELLO, { preload, env: { OTEL_EXPORTER_PROMETHEUS_PORT: '0' } });
