@@ -54,6 +54,10 @@ test('3 workers behind one port: the scraped count is exactly N, and never goes 
     // Gauges are per process: the primary and each worker.
     const workers = samplesOf(families, 'process_memory_usage_bytes').map((s) => s.labels.worker).sort();
     assert.deepEqual(workers, ['1', '2', '3', 'primary']);
+    // A heap is one process's too, every size of it, as the recording rules compare it with that process's limit.
+    for (const name of ['v8js_memory_heap_used_bytes', 'v8js_memory_heap_space_size_bytes', 'v8js_memory_heap_space_available_size_bytes', 'v8js_memory_heap_space_physical_size_bytes', 'v8js_memory_heap_size_limit_bytes']) {
+      assert.deepEqual([...new Set(samplesOf(families, name).map((s) => s.labels.worker))].sort(), ['1', '2', '3', 'primary'], name);
+    }
     assert.equal(samplesOf(families, 'http_server_active_requests').filter((s) => s.value !== 0).length, 0);
     // The host is measured once, by the primary: its counters are not summed over the workers.
     assert.deepEqual([...new Set(samplesOf(families, 'system_memory_usage_bytes').map((s) => s.labels.worker))], ['primary']);

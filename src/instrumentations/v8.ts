@@ -2,11 +2,14 @@
 // resources that keep the event loop alive.
 //
 // Metric table (OTel V8 JS semantic conventions; the heap limit is promotel's,
-// to alert before an out-of-memory crash):
+// to alert before an out-of-memory crash). The heap's sizes are gauges, where the
+// conventions have up-down counters: under node:cluster the primary sums up-down
+// counters across processes, and a heap is one process's, compared with that
+// process's limit (Prometheus shows both kinds as gauges; OTLP tells them apart).
 // | OTel name                              | type          | unit       | attributes |
 // | v8js.gc.duration                       | histogram     | s          | v8js.gc.type |
 // | v8js.memory.heap.used                  | gauge         | By         | v8js.heap.space.name |
-// | v8js.memory.heap.space.size            | updowncounter | By         | v8js.heap.space.name |
+// | v8js.memory.heap.space.size            | gauge         | By         | v8js.heap.space.name |
 // | v8js.memory.heap.space.available_size  | gauge         | By         | v8js.heap.space.name |
 // | v8js.memory.heap.space.physical_size   | gauge         | By         | v8js.heap.space.name |
 // | v8js.memory.heap.size_limit            | gauge         | By         | |
@@ -42,7 +45,7 @@ export function enableV8Metrics(meter: Meter): () => void {
   observer.observe({ entryTypes: ['gc'] });
 
   const used = meter.createObservableGauge('v8js.memory.heap.used', { description: 'Heap memory in use, by space.', unit: 'By' });
-  const size = meter.createObservableUpDownCounter('v8js.memory.heap.space.size', { description: 'Heap memory reserved for a space.', unit: 'By' });
+  const size = meter.createObservableGauge('v8js.memory.heap.space.size', { description: 'Heap memory reserved for a space.', unit: 'By' });
   const available = meter.createObservableGauge('v8js.memory.heap.space.available_size', { description: 'Heap memory a space can still allocate.', unit: 'By' });
   const physical = meter.createObservableGauge('v8js.memory.heap.space.physical_size', { description: 'Heap memory of a space committed in RAM.', unit: 'By' });
   const observeSpaces = (result: BatchObservableResult): void => {
