@@ -211,3 +211,19 @@ test('a changed file and SIGHUP reload the config; a bad reload keeps the old on
     assert.equal(code, 0);
   }
 });
+
+test('a target reloaded to interval 0 leaves /metrics: its last scheduled poll is not served as current for good', async () => {
+  const scheduled = `interval: 200ms\njitter: 0s\ntargets:\n  - { name: ok, url: "${t.base}/ok" }\n`;
+  const poller = await startPoller(scheduled);
+  try {
+    const success = async (): Promise<number | undefined> => value(await scrape(`${poller.url}/metrics`), 'promotel_probe_success', { target: 'ok' });
+    await eventually(async () => (await success()) === 1);
+    writeFileSync(poller.configFile, scheduled.replace('interval: 200ms', 'interval: 0s'));
+    await poller.waitFor(/reloaded .*\(the file changed\): 1 target\(s\)/, 5000);
+    assert.equal(await success(), undefined, 'no poll for /metrics any more: no result there');
+    assert.equal(value(await scrape(`${poller.url}/probe?target=ok`), 'promotel_probe_success', { target: 'ok' }), 1, '/probe still polls it');
+    assert.equal(await success(), undefined, 'and a /probe does not make it a /metrics result');
+  } finally {
+    await poller.stop();
+  }
+});

@@ -5,7 +5,9 @@
 // promotel_poll_errors_total{target, reason} and logged once, never thrown.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { convertJson } from '../src/poll/convert-json';
 import { convertPrometheus } from '../src/poll/convert-prometheus';
+import { compileSelector } from '../src/poll/selector';
 import { get, promtoolCheck, pythonParse, sampleValue } from './helpers';
 import { scrape, startPoller, startTargets, value, type Poller, type Targets } from './poll-helpers';
 
@@ -54,6 +56,8 @@ modules:
       - { name: app_x, value: $.a }
       - { name: app_x, value: $.b }
   metrics: { format: prometheus }
+  gzip: { format: prometheus, headers: { Accept-Encoding: gzip } }
+  small: { format: prometheus, max_body_size: 100000 }
 targets:
   - { name: api, url: "${t.base}/json", module: api, labels: { env: test } }
   - { name: clash, url: "${t.base}/json", module: clash, labels: { env: test } }
@@ -64,6 +68,8 @@ targets:
   - { name: html, url: "${t.base}/html", module: metrics }
   - { name: tricky, url: "${t.base}/tricky", module: metrics }
   - { name: bad-lines, url: "${t.base}/bad-lines", module: metrics }
+  - { name: gzip, url: "${t.base}/metrics-gzip", module: gzip }
+  - { name: bomb, url: "${t.base}/gzip-bomb", module: small }
 `);
 });
 
@@ -267,6 +273,10 @@ test('re-exposing never invents, duplicates or renames series, nor lets a target
   assert.equal(body.match(/^m\{/gm)?.length, 1, 'one m series once relabeled');
   assert.equal(value(body, 'm', { ...base, exported_job: 'a' }), 2, 'the last one wins');
   assert.doesNotMatch(body, /^s_(sum|count)/m, 'no _sum or _count the source did not give');
+  assert.equal(value(body, 'q__r', base), 1, 'a valid name keeps its run of _');
+  assert.equal(value(body, 'q_r', base), 2);
+  assert.equal(body.match(/^q_r\{/gm)?.length, 1, 'q__r does not become a second q_r');
+  assert.equal(value(body, 'n__x_total', base), 4);
   assert.equal(body.match(/^promotel_probe_success\{/gm)?.length, 1);
   assert.equal(value(body, 'promotel_probe_success', base), 1, 'the probe result, not the target\'s 7');
   // promtool lints the names of the source's gauge histogram, kept as they were; nothing else.
@@ -296,4 +306,28 @@ test('converting a big body gives the event loop turns: other work runs in betwe
   clearInterval(ticker);
   assert.equal(out.families[0]!.series.length, 100_000);
   assert.ok(turns > 0, 'a 1 ms interval fired while the body was converted');
+});
+
+test('converting a big JSON body gives the event loop turns too', async () => {
+  const body = JSON.stringify({ items: Array.from({ length: 100_000 }, (_, i) => ({ name: `q${i}`, depth: i })) });
+  const metrics = [{ name: 'q_depth', type: 'gauge' as const, help: 'h', each: compileSelector('$.items[*]'), value: compileSelector('$.depth'), labels: [['queue', compileSelector('$.name')] as [string, ReturnType<typeof compileSelector>]] }];
+  let turns = 0;
+  const ticker = setInterval(() => turns++, 1);
+  const out = await convertJson(body, metrics, { target: 't', job: 't' }, new Map());
+  clearInterval(ticker);
+  assert.equal(out.families[0]!.series.length, 100_000);
+  assert.equal(out.families[0]!.series[99_999]!.value, 99_999);
+  assert.ok(turns > 0, 'a 1 ms interval fired while the body was converted');
+});
+
+test('a compressed answer is decoded (Content-Encoding: gzip), within max_body_size', async () => {
+  const body = await probe('gzip');
+  const base = { target: 'gzip', job: 'gzip' };
+  assert.equal(value(body, 'promotel_probe_success', base), 1);
+  assert.equal(value(body, 'app_requests_total', { ...base, code: '200', exported_job: 'inner' }), 1027);
+  assert.equal(value(body, 'app_temperature', base), -1.5);
+  const bomb = await probe('bomb');
+  assert.equal(value(bomb, 'promotel_probe_success', { target: 'bomb', job: 'bomb' }), 0);
+  assert.equal(value(bomb, 'promotel_probe_failure', { target: 'bomb', job: 'bomb', reason: 'body_too_large' }), 1);
+  assert.equal(value(bomb, 'pad', { target: 'bomb', job: 'bomb' }), undefined);
 });

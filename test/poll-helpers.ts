@@ -8,6 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
+import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { freePort, get, ROOT, startApp, type App } from './helpers';
 
@@ -60,6 +61,12 @@ export const TRICKY_TEXT = [
   'untyped_series{x__y="1",otel_scope_schema_url="s"} 1', // a valid label name stays; ours is moved aside
   'm{job="a"} 1',
   'm{exported_job="a"} 2', // the same series once the target's job moves to exported_job
+  '# TYPE q__r gauge',
+  'q__r 1', // a valid name with a run of _: re-exposed as it is, not as q_r
+  '# TYPE q_r gauge',
+  'q_r 2',
+  '# TYPE n__x_total counter',
+  'n__x_total 4',
   '# TYPE promotel_probe_success gauge',
   'promotel_probe_success 7', // a target faking its own health
   '',
@@ -150,6 +157,16 @@ function route(req: IncomingMessage, res: ServerResponse, t: Targets): void {
     }
     case '/metrics':
       return send(200, PROM_TEXT, 'text/plain; version=0.0.4');
+    case '/metrics-gzip': { // compressed when the client asks for it, as exporters do
+      const zipped = /gzip/.test(String(req.headers['accept-encoding'])) ? gzipSync(PROM_TEXT) : undefined;
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'content-length': (zipped ?? Buffer.from(PROM_TEXT)).length, ...(zipped ? { 'content-encoding': 'gzip' } : {}) });
+      return void res.end(zipped ?? PROM_TEXT);
+    }
+    case '/gzip-bomb': { // 1 MB of text in about 1 kB
+      const zipped = gzipSync(`# TYPE pad gauge\n${'pad 1\n'.repeat(170_000)}`);
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'content-encoding': 'gzip', 'content-length': zipped.length });
+      return void res.end(zipped);
+    }
     case '/tricky':
       return send(200, TRICKY_TEXT, 'text/plain; version=0.0.4');
     case '/latin1': // a label value in ISO-8859-1, as an old exporter may send it

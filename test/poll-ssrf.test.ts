@@ -130,3 +130,45 @@ test('a redirect from an allowed URL is followed only where allow: permits', asy
   assert.equal(secretHits, 0);
   assert.equal(t.hits.get('/ok') ?? 0, okHits, 'the same origin outside allow: is off limits to an ad-hoc URL');
 });
+
+test('a configured module\'s headers go to its target\'s origin only, not along a redirect to another origin allow: permits', async () => {
+  // Two origins that record the Authorization header each request brought; /hop redirects to ?to=.
+  const seen: string[] = [];
+  const handler = (origin: string) => (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse): void => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    seen.push(`${origin} ${url.pathname} ${req.headers.authorization ?? '(none)'}`);
+    if (url.pathname === '/hop') res.writeHead(302, { location: url.searchParams.get('to') ?? '/', 'content-length': 0 }).end();
+    else res.end('ok\n');
+  };
+  const servers = [createServer(handler('a')), createServer(handler('b'))];
+  const [a, b] = await Promise.all(servers.map(async (s) => {
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    return `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+  }));
+  const own = await startPoller(`
+interval: 0s
+allow: ["${b}/**"]
+modules:
+  auth: { headers: { authorization: "Bearer s3cret" } }
+targets:
+  - { name: same, url: "${a}/hop?to=${encodeURIComponent(`${a}/end`)}", module: auth }
+  - { name: other, url: "${a}/hop?to=${encodeURIComponent(`${b}/end`)}", module: auth }
+`);
+  try {
+    for (const target of ['same', 'other']) {
+      const res = await get(`${own.url}/probe?target=${target}`);
+      assert.equal(value(res.body, 'promotel_probe_success', { target }), 1, res.body);
+      assert.equal(value(res.body, 'promotel_probe_http_redirects', { target }), 1);
+    }
+    assert.deepEqual(seen, [
+      'a /hop Bearer s3cret',
+      'a /end Bearer s3cret',
+      'a /hop Bearer s3cret',
+      'b /end (none)',
+    ]);
+  } finally {
+    await own.stop();
+    for (const s of servers) s.closeAllConnections();
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  }
+});

@@ -209,6 +209,35 @@ targets:
   }
 });
 
+test('/probe: a big JSON body is converted within the deadline too, in slices; past it the probe fails as a timeout, in time', async () => {
+  const t = await startTargets();
+  // 300,000 elements, 10 MB (under the default max_body_size): seconds of conversion on one thread.
+  t.jsonBodies = [JSON.stringify({ items: Array.from({ length: 300_000 }, (_, i) => ({ name: `q${i}`, depth: i })) })];
+  const poller = await startPoller(`
+interval: 0s
+modules:
+  api:
+    format: json
+    metrics: [{ name: q_depth, each: "$.items[*]", value: $.depth, labels: { queue: $.name } }]
+targets:
+  - { name: big, url: "${t.base}/json", module: api, timeout: 10s }
+`);
+  try {
+    const started = Date.now();
+    const res = await get(`${poller.url}/probe?target=big`, { headers: { 'X-Prometheus-Scrape-Timeout-Seconds': '1.5' } });
+    const ms = Date.now() - started;
+    assert.equal(res.status, 200);
+    assert.equal(value(res.body, 'promotel_probe_success', { target: 'big', job: 'big' }), 0);
+    assert.equal(value(res.body, 'promotel_probe_failure', { target: 'big', job: 'big', reason: 'timeout' }), 1);
+    assert.equal(value(res.body, 'q_depth', { target: 'big', job: 'big', queue: 'q0' }), undefined);
+    assert.ok(ms < 1500, `answered after ${ms} ms, within the scraper's 1.5 s`);
+    assert.match(poller.stderr(), /target big .* failed: timeout: the answer came, but converting it took past the \d+ ms timeout/);
+  } finally {
+    await poller.stop();
+    await t.close();
+  }
+});
+
 test('warnOnce remembers 10,000 problems at most: past that, new ones say so once and go to debug', () => {
   const stderr = captureStderr();
   try {

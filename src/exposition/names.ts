@@ -32,8 +32,15 @@ function cleanWord(word: string): string {
   return word.replace(/[^a-zA-Z0-9_]+/g, '_').replace(/_+/g, '_').replace(/^_|_$/g, '');
 }
 
-/** Metric names may hold [a-zA-Z0-9_:]; anything else becomes `_`, runs of `_` fold to one, and a leading digit gets a `_` prefix. */
+const VALID_METRIC = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+
+/**
+ * Metric names may hold [a-zA-Z0-9_:]; anything else becomes `_`, runs of `_` fold to one, and a leading
+ * digit gets a `_` prefix. A valid name is kept as it is, as label names are: the sidecar re-exposes
+ * Prometheus names, and `a__b` renamed `a_b` would break its queries and meet a series `a_b` of its own.
+ */
 export function sanitizeMetricName(name: string): string {
+  if (VALID_METRIC.test(name)) return name;
   let out = name.replace(/[^a-zA-Z0-9_:]+/g, '_').replace(/_{2,}/g, '_');
   if (/^[0-9]/.test(out)) out = `_${out}`;
   return out === '' ? '_' : out;
@@ -90,7 +97,7 @@ export function familyName(name: string, unit: string, kind: FamilyKind): Family
     const wordTokens = word.split('_');
     const present = wordTokens.every((t) => tokens.includes(t));
     // A name that sanitized to `_` must not become `__seconds`: names starting with `__` are Prometheus's own.
-    if (!present) base = `${base}_${word}`.replace(/_{2,}/g, '_');
+    if (!present) base = base.endsWith('_') ? `${base}${word}` : `${base}_${word}`;
     // OpenMetrics wants the unit as a suffix after `_`: a family named just `seconds` gets no `# UNIT`
     // line, which a scraper would reject along with the whole scrape.
     if (base.endsWith(`_${word}`)) unitWord = word;

@@ -8,16 +8,24 @@
 //   invalid_number  the value is text that is not a number, or an object/list
 //   type_changed    the value's JSON type differs from the previous poll's
 //   invalid_json    the body is not JSON at all (the probe fails)
+//
+// Like the Prometheus text, a big body is converted in slices (see pace.ts):
+// a 10 MB list of 300,000 elements takes seconds, which would hold up every
+// other probe and scrape, and a /probe past its scraper's timeout.
 import type { JsonMetric } from './config';
 import { relabel, type ConvertError, type Family, type Series } from './families';
+import { pace } from './pace';
 import { select } from './selector';
 
-export function convertJson(
+/** `deadline`: performance.now() ms by which the conversion must be done; past it, rejects with PastDeadline. */
+export async function convertJson(
   body: string,
   metrics: JsonMetric[],
   extra: Record<string, string>,
   types: Map<string, string>,
-): { families: Family[]; errors: ConvertError[]; failed?: string } {
+  deadline?: number,
+): Promise<{ families: Family[]; errors: ConvertError[]; failed?: string }> {
+  const pacer = pace(deadline);
   let root: unknown;
   try {
     root = JSON.parse(body);
@@ -27,9 +35,10 @@ export function convertJson(
   const errors: ConvertError[] = [];
   const families: Family[] = [];
   // Per series (metric and element key), against the previous poll only: elements of one list
-  // may differ from each other without a change, and keys that went away are forgotten.
+  // may differ from each other without a change, and keys that went away are forgotten. The memory
+  // is replaced at the end, in one step: a /probe of the same target may be converting meanwhile.
   const previous = new Map(types);
-  types.clear();
+  const seenTypes = new Map<string, string>();
   // Per metric name, not per entry: two entries of one name make one family, and must not give one series twice.
   const seenByName = new Map<string, Map<string, { series: Series[]; index: number }>>();
   for (const [index, metric] of metrics.entries()) {
@@ -39,12 +48,13 @@ export function convertJson(
     const elements = metric.each ? select(metric.each, root) : [{ value: root, key: '' }];
     if (metric.each && elements.length === 0) errors.push({ reason: 'missing_field', message: `${metric.name}: each ${metric.each.source} matched nothing` });
     for (const el of elements) {
+      if (pacer.due()) await pacer.yield();
       const found = select(metric.value, el.value, el.key)[0]?.value;
       const type = jsonType(found);
       // By position in the module: two metrics may share a name (one family, told apart by labels).
       const id = `${index}\u0000${el.key}`;
       const before = previous.get(id);
-      if (type !== 'missing') types.set(id, type);
+      if (type !== 'missing') seenTypes.set(id, type);
       const where = `${metric.name}: ${metric.value.source}${el.key !== '' ? ` of element ${JSON.stringify(el.key)}` : ''}`;
       if (type === 'missing') {
         errors.push({ reason: 'missing_field', message: `${where} is missing` });
@@ -83,6 +93,8 @@ export function convertJson(
     }
     families.push({ name: metric.name, kind: metric.type, help: metric.help, unit: '', series });
   }
+  types.clear();
+  for (const [id, type] of seenTypes) types.set(id, type);
   return { families, errors };
 }
 

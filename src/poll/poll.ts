@@ -74,7 +74,8 @@ export async function pollTarget(target: Target, module: Module, ctx: PollContex
         const text = result.body.toString('utf8');
         const invalidUtf8 = !isUtf8(result.body);
         if (module.format === 'json') {
-          const out = convertJson(text, module.metrics, extra, types);
+          // The probe's timeout bounds the conversion too, as for Prometheus text.
+          const out = await convertJson(text, module.metrics, extra, types, started + target.timeoutMs);
           converted = out.families;
           errors = out.errors;
           if (out.failed) fail(result, 'invalid_json', out.failed);

@@ -10,6 +10,7 @@ import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage 
 import { request as httpsRequest } from 'node:https';
 import type { TLSSocket, PeerCertificate, DetailedPeerCertificate } from 'node:tls';
 import { performance } from 'node:perf_hooks';
+import { brotliDecompress, unzip } from 'node:zlib';
 import type { Module } from './config';
 import { normalise } from './allow';
 import { VERSION } from '../resource';
@@ -71,7 +72,10 @@ export async function probe(url: URL, options: ProbeOptions): Promise<ProbeResul
     let method = mod.method;
     let body = mod.body;
     for (;;) {
-      const res = await hop(current, method, body, options, deadline.signal, result);
+      // The module's headers (Authorization, API keys, a Host) are meant for the target: a redirect to
+      // another origin, even one allow: permits, does not get them, as Go's client (blackbox_exporter) drops
+      // Authorization and cookies there.
+      const res = await hop(current, method, body, current.origin === url.origin ? mod.headers : {}, options, deadline.signal, result);
       result.statusCode = res.status;
       const location = res.headers.location;
       if (mod.followRedirects && REDIRECTS.has(res.status) && location) {
@@ -113,7 +117,7 @@ interface Hop {
   body: Buffer | undefined;
 }
 
-function hop(url: URL, method: string, body: string | undefined, options: ProbeOptions, signal: AbortSignal, acc: ProbeResult): Promise<Hop> {
+function hop(url: URL, method: string, body: string | undefined, sent: Record<string, string>, options: ProbeOptions, signal: AbortSignal, acc: ProbeResult): Promise<Hop> {
   return new Promise<Hop>((resolve, reject) => {
     if (signal.aborted) return reject(signal.reason);
     // Several events may report one failure; the deadline's or our own reason wins over the socket's echo of it.
@@ -142,7 +146,7 @@ function hop(url: URL, method: string, body: string | undefined, options: ProbeO
       countSetup();
       reject(own ?? (signal.aborted && signal.reason instanceof ProbeFailure ? signal.reason : err));
     };
-    const headers: Record<string, string> = { 'user-agent': `promotel/${VERSION}`, accept: ACCEPT[mod.format], ...mod.headers };
+    const headers: Record<string, string> = { 'user-agent': `promotel/${VERSION}`, accept: ACCEPT[mod.format], ...sent };
     if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
     const common = { method, headers, agent: false as const, signal };
     const req = https
@@ -182,7 +186,8 @@ function hop(url: URL, method: string, body: string | undefined, options: ProbeO
       });
       res.once('end', () => {
         acc.phases.transfer += (performance.now() - tResponse) / 1000;
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, bytes, body: options.keepBody ? Buffer.concat(chunks) : undefined });
+        const raw = options.keepBody ? Buffer.concat(chunks) : undefined;
+        decode(raw, res.headers['content-encoding'], mod.maxBodyBytes).then((decoded) => resolve({ status: res.statusCode ?? 0, headers: res.headers, bytes, body: decoded }), fail);
       });
       res.once('error', fail);
       res.once('aborted', () => fail(new ProbeFailure('connection_reset', 'the connection closed before the body was complete')));
@@ -190,6 +195,27 @@ function hop(url: URL, method: string, body: string | undefined, options: ProbeO
     req.once('error', fail);
     req.end(body);
   });
+}
+
+/**
+ * The body as the converters read it: a target may compress it (asked to by a module's
+ * `Accept-Encoding` header, or unasked), and the text of a gzip body is not the text of the metrics.
+ * max_body_size bounds the decoded size too, so that a small gzip bomb cannot take the memory.
+ */
+function decode(body: Buffer | undefined, encoding: string | undefined, maxBytes: number): Promise<Buffer | undefined> {
+  const name = (encoding ?? '').trim().toLowerCase();
+  if (body === undefined || name === '' || name === 'identity') return Promise.resolve(body);
+  // unzip reads gzip and zlib's deflate alike, by their headers.
+  type Decoder = (buf: Buffer, options: { maxOutputLength: number }, done: (err: Error | null, out: Buffer) => void) => void;
+  const decoder: Decoder | undefined = name === 'gzip' || name === 'x-gzip' || name === 'deflate' ? unzip : name === 'br' ? brotliDecompress : undefined;
+  if (decoder === undefined) return Promise.reject(new ProbeFailure('invalid_response', `the body is encoded as ${JSON.stringify(name)}, which promotel does not decode: have the target send gzip, deflate, br or no Content-Encoding`));
+  return new Promise((resolve, reject) =>
+    decoder(body, { maxOutputLength: maxBytes }, (err, out) => {
+      if (!err) return resolve(out);
+      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') reject(new ProbeFailure('body_too_large', `the ${name} body decodes to more than max_body_size (${maxBytes} bytes)`));
+      else reject(new ProbeFailure('invalid_response', `the body does not decode as ${name} (Content-Encoding): ${err.message}`));
+    }),
+  );
 }
 
 const ACCEPT: Record<Module['format'], string> = {

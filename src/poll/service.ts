@@ -87,7 +87,10 @@ export function startPoller(initial: PollConfig, options: ServiceOptions): Polle
     });
     jobs.clear();
     config.targets.forEach((t, i) => jobs.set(t.name, list[i]!.key));
-    for (const name of latest.keys()) if (!jobs.has(name)) latest.delete(name);
+    // A target now polled only on /probe (interval 0) is not polled for /metrics any more: its last
+    // scheduled result would be served as current for good, whatever the target does since.
+    const probeOnly = new Set(config.targets.filter((t) => t.intervalMs <= 0).map((t) => t.name));
+    for (const name of latest.keys()) if (!jobs.has(name) || probeOnly.has(name)) latest.delete(name);
     for (const name of ctx.memory.keys()) if (!jobs.has(name)) ctx.memory.delete(name);
     for (const t of previousTargets) if (!jobs.has(t)) log.forgetWarnings(`poll:${t}:`);
     previousTargets = config.targets.map((t) => t.name);
