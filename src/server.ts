@@ -35,6 +35,8 @@ export interface ServeOptions {
   scrape: (openMetrics: boolean, timeoutMs: number) => Promise<ScrapeResult>;
   /** Names the variables that move the endpoint, for the warning when the port is taken. */
   portVariable?: string;
+  /** The same for the address, for the warning when it cannot be bound. */
+  hostVariable?: string;
   /** Bind a port of our own even in a cluster worker, where listen() would otherwise share the primary's. */
   exclusive?: boolean;
   /** Said after the port-taken warning, when the situation has a better fix than another port. */
@@ -57,7 +59,7 @@ function failure(err: NodeJS.ErrnoException, options: ServeOptions, retrying: bo
     : '(the application keeps running without a metrics endpoint)';
   if (err.code === 'EADDRINUSE') return `cannot serve metrics on ${where}: port ${options.port} is already in use; set ${variable} to a free port${options.hint ? ` ${options.hint}` : ''} ${without}`;
   if (err.code === 'EACCES') return `cannot serve metrics on ${where}: permission denied for port ${options.port}; set ${variable} to a port above 1023 ${without}`;
-  return `cannot serve metrics on ${where}: ${describeError(err)}; check OTEL_EXPORTER_PROMETHEUS_HOST and ${variable} ${without}`;
+  return `cannot serve metrics on ${where}: ${describeError(err)}; check ${options.hostVariable ?? 'OTEL_EXPORTER_PROMETHEUS_HOST'} and ${variable} ${without}`;
 }
 
 /** How long the endpoint waits before it binds a host name (see serveMetrics). */

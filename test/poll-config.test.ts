@@ -167,6 +167,16 @@ test('a taken port is one line naming the port and the flag, and exit code 1', a
   }
 });
 
+test('an address it cannot bind is one line naming the flag, and exit code 1', async () => {
+  // TEST-NET-3: never an address of this machine.
+  const app = startApp(CLI, { preload: 'none', args: ['poll', '--target', `${t.base}/ok`, '--host', '203.0.113.7', '--port', String(await freePort())] });
+  const { code } = await app.exited;
+  assert.equal(code, 1);
+  const lines = app.stderr().split('\n').filter((l) => /cannot serve/.test(l));
+  assert.equal(lines.length, 1, app.stderr());
+  assert.match(lines[0]!, /203\.0\.113\.7.*EADDRNOTAVAIL.*check OTEL_EXPORTER_PROMETHEUS_HOST \(or --host\) and OTEL_EXPORTER_PROMETHEUS_PORT \(or --port\)/);
+});
+
 test('a changed file and SIGHUP reload the config; a bad reload keeps the old one and says why', async () => {
   const one = `interval: 0s\ntargets:\n  - { name: ok, url: "${t.base}/ok" }\n`;
   const two = `${one}  - { name: fail, url: "${t.base}/fail" }\n`;

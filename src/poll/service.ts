@@ -107,7 +107,7 @@ export function startPoller(initial: PollConfig, options: ServiceOptions): Polle
     if (options.hostMetrics || options.runtimeMetrics) guard('host metrics', () => enableHostMetrics(provider, { system: options.hostMetrics, process: options.runtimeMetrics }));
   }).unref();
 
-  const endpoint: MetricsServer = serveMetrics({ host: options.host, port: options.port, scrape: (om, timeoutMs) => reader.scrape(om, timeoutMs), portVariable: 'OTEL_EXPORTER_PROMETHEUS_PORT (or --port)', consequence: 'promotel poll stops: it has nowhere to serve its metrics' });
+  const endpoint: MetricsServer = serveMetrics({ host: options.host, port: options.port, scrape: (om, timeoutMs) => reader.scrape(om, timeoutMs), portVariable: 'OTEL_EXPORTER_PROMETHEUS_PORT (or --port)', hostVariable: 'OTEL_EXPORTER_PROMETHEUS_HOST (or --host)', consequence: 'promotel poll stops: it has nowhere to serve its metrics' });
   routeProbe(endpoint, (req, res) =>
     handleProbe(req, res, {
       config: () => ctx.config,
