@@ -49,3 +49,25 @@ test('node:http client: an IPv6 literal in options.host is the server_address, a
     app.kill();
   }
 });
+
+test('node:http client: headers given as a raw list go out as the app gave them, and the request is counted', async () => {
+  const metricsPort = await freePort();
+  const app = startApp(join(FIXTURES, 'http-client-raw-headers-app.js'), { env: { OTEL_EXPORTER_PROMETHEUS_PORT: String(metricsPort), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1' } });
+  try {
+    await app.waitFor(/requested/);
+    // What node:http sends for these lists without the agent: the list, and the Connection of agent: false.
+    assert.deepEqual(app.stdout().trim().split('\n'), [
+      '["X-Raw","a","x-raw","b","Host","raw.test","Connection","close"]',
+      '["X-Pair","c","Host","raw.test","Connection","close"]',
+      'requested',
+    ]);
+    const samples = await eventually(async () => {
+      const client = samplesOf(pythonParse((await get(`http://127.0.0.1:${metricsPort}/metrics`)).body), 'http_client_request_duration_seconds_count');
+      return client.reduce((n, s) => n + s.value, 0) >= 2 ? client : undefined;
+    });
+    assert.deepEqual(samples.map((s) => `${s.labels.http_request_method} ${s.labels.server_address} ${s.labels.http_response_status_code} ${s.labels.error_type ?? '-'} ${s.value}`), ['GET 127.0.0.1 200 - 2']);
+    assert.equal(app.stderr(), '');
+  } finally {
+    app.kill();
+  }
+});

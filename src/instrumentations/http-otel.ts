@@ -22,7 +22,10 @@ export function enableOtelHttp(meterProvider: MeterProvider, options: { server: 
       ignoreIncomingRequestHook: (req) => isOwnServer((req.socket as unknown as { server?: object }).server),
       // Telemetry about telemetry: the OTLP exporters' own pushes are not the app's traffic.
       ignoreOutgoingRequestHook: (options) => /OTel-OTLP-Exporter-JavaScript/.test(String((options.headers as Record<string, unknown> | undefined)?.['User-Agent'] ?? '')),
-      startOutgoingSpanHook: ipv6Host,
+      startOutgoingSpanHook: (options) => {
+        keepRawHeaders(options);
+        return ipv6Host(options);
+      },
   });
   errorTypeFromCode(http);
   const instrumentations: Instrumentation[] = [http];
@@ -59,6 +62,21 @@ function ipv6Host(options: unknown): Attributes {
 }
 
 const NO_ATTRIBUTES: Attributes = Object.freeze({});
+
+/**
+ * node:http takes `headers` as a raw list too (`['X-A', '1', 'Host', 'h']`, or pairs), sent as given, without
+ * the Host and Authorization it would add to an object. instrumentation-http 0.223 copies `headers` with
+ * Object.assign before the request, which turns the list into `{ 0: 'X-A', 1: '1', ... }`: the server got
+ * headers named `0`, `1`, ... and none of the app's. This hook runs on the options instrumentation-http made
+ * (a copy of the app's) before that copy, so the list is kept there, copied, through the assignment. Trace
+ * context (an app's own propagator) is not added to such a request.
+ */
+function keepRawHeaders(options: unknown): void {
+  const headers = (options as { headers?: unknown }).headers;
+  if (!Array.isArray(headers)) return;
+  const kept = headers.slice();
+  Object.defineProperty(options, 'headers', { configurable: true, enumerable: true, get: () => kept, set: () => {} });
+}
 
 interface ClientErrorPath {
   _onOutgoingRequestError?: (span: Span, metricAttributes: Attributes, startTime: HrTime, error: Error) => void;
