@@ -6,6 +6,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 export const ROOT = resolve(__dirname, '..', '..');
 export const REGISTER = join(ROOT, 'dist', 'src', 'register.js');
@@ -247,4 +249,10 @@ export async function startPrometheus(configYaml: string, extraArgs: string[] = 
       return body.data.result;
     },
   };
+}
+
+/** V8's gc(), for tests that check what memory is let go of (WeakRef): --expose-gc set at run time. */
+export function exposedGc(): () => void {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
 }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import type { MetricProducer } from '@opentelemetry/sdk-metrics';
 import { enableHttpServerMetrics } from '../src/instrumentations/http-server';
-import { FIXTURES, captureStderr, eventually, freePort, get, pythonParse, samplesOf, startApp, type App, type Family } from './helpers';
+import { FIXTURES, captureStderr, eventually, exposedGc, freePort, get, pythonParse, samplesOf, startApp, type App, type Family } from './helpers';
 
 async function startServer(fixture: string, env: Record<string, string> = {}): Promise<{ app: App; appPort: number; scrape: () => Promise<Family[]> }> {
   const [appPort, metricsPort] = [await freePort(), await freePort()];
@@ -234,10 +234,7 @@ test('the hook adds one close listener per connection, however many requests it 
 });
 
 test('a pipelined connection lets go of each queued response once it is sent, not when the connection closes', async () => {
-  const { setFlagsFromString } = await import('node:v8');
-  const { runInNewContext } = await import('node:vm');
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as () => void;
+  const gc = exposedGc();
   const responses: Array<WeakRef<ServerResponse>> = [];
   const server = createServer((req, res) => {
     responses.push(new WeakRef(res));

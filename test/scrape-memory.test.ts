@@ -10,6 +10,7 @@ import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { PullReader } from '../src/exposition/reader';
 import { serialize } from '../src/exposition/serialize';
 import { serveMetrics } from '../src/server';
+import { exposedGc } from './helpers';
 
 function setup(series: number): { reader: PullReader; provider: MeterProvider; addToAll: (n: number) => void } {
   const reader = new PullReader({ cardinalityLimit: series + 10 });
@@ -92,10 +93,7 @@ test('a scraper that reads slowly gets the bytes of its own scrape while later s
 });
 
 test('the label cache lets go of the series a histogram no longer has, as it does for counters', async () => {
-  const { setFlagsFromString } = await import('node:v8');
-  const { runInNewContext } = await import('node:vm');
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as () => void;
+  const gc = exposedGc();
   const { reader, provider } = setup(1);
   // Data from elsewhere with fresh attribute objects each scrape, as a cluster primary's merge gives.
   const histogram = (peers: string[]) => ({
